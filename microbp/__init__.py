@@ -1,0 +1,18 @@
+"""microbp: a small, exact, fast scalar autograd engine.
+
+    from microbp import Value
+    x = Value(2.0); y = (x * x + 1).tanh(); y.backward(); x.grad
+
+Pure Python at its core, with an optional C core (built with cffi) that runs
+recorded graphs (microbp.Tape) and eager backward passes with the same doubles.
+"""
+from .engine import Value
+from .backend import (set_backend, get_backend, use_backend, available_backends,
+                      BackendError)
+from .tape import Tape, Batch
+from .pyexec import TapeError
+
+__version__ = "0.1.0"
+
+__all__ = ["Value", "Tape", "Batch", "TapeError", "set_backend", "get_backend",
+           "use_backend", "available_backends", "BackendError", "__version__"]

@@ -1,0 +1,86 @@
+"""Choosing where the sweeps run: "python" (pyexec.py), "c" (the cffi module
+built from csrc/), or "auto" (C when it is built, else Python).
+
+The choice starts from the environment variable MICROBP_BACKEND (read at
+import, default "auto"). set_backend() changes it for the whole process;
+`with use_backend(name):` changes it for the current thread only, until the
+block ends. get_backend() names the backend in force ("c" or "python").
+"""
+import contextlib
+import os
+import threading
+
+CHOICES = ("auto", "c", "python")
+
+try:
+    from . import cexec as _cexec
+    _C_ERROR = None
+except ImportError as e:                 # the C core was not built
+    _cexec = None
+    _C_ERROR = e
+
+from . import pyexec as _pyexec
+
+
+class BackendError(ValueError):
+    """An unknown backend name, or "c" asked for where it is not built."""
+
+
+def available_backends():
+    """The backends this installation can run: ["python"] or ["c", "python"]."""
+    return ["c", "python"] if _cexec is not None else ["python"]
+
+
+def c_import_error():
+    """Why the C core is missing (an ImportError), or None when it is built."""
+    return _C_ERROR
+
+
+def _resolve(name, what="backend"):
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, one of {', '.join(CHOICES)}; "
+                        f"got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in CHOICES:
+        raise BackendError(f"unknown {what} {name!r}: choose one of {', '.join(CHOICES)}")
+    if key == "auto":
+        return "c" if _cexec is not None else "python"
+    if key == "c" and _cexec is None:
+        raise BackendError(
+            f"the C backend is not available: importing microbp._cmicrobp failed ({_C_ERROR}). "
+            "Install a C compiler (gcc) and reinstall microbp (pip install .) to build it, "
+            "or use set_backend('python').")
+    return key
+
+
+_default = _resolve(os.environ.get("MICROBP_BACKEND", "auto"), "MICROBP_BACKEND")
+_local = threading.local()
+
+
+def set_backend(name):
+    """Use backend `name` ("auto", "c" or "python") in every thread from now on
+    (a thread inside `use_backend` keeps its own until the block ends)."""
+    global _default
+    _default = _resolve(name)
+
+
+def get_backend():
+    """The backend in force in this thread: "c" or "python"."""
+    return getattr(_local, "name", None) or _default
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """`with use_backend("python"): ...` runs the block in that backend (this thread only)."""
+    resolved = _resolve(name)
+    previous = getattr(_local, "name", None)
+    _local.name = resolved
+    try:
+        yield resolved
+    finally:
+        _local.name = previous
+
+
+def executor(name=None):
+    """The executor module of backend `name` (default: the one in force)."""
+    return _cexec if (name or get_backend()) == "c" else _pyexec

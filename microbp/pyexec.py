@@ -1,0 +1,212 @@
+"""The pure-Python executor over a flat node array: the mirror of csrc/microbp.c.
+
+A recorded graph ("tape") is a structure of arrays in topological order:
+
+    op[i]    op code (ops.py)          a[i], b[i]  input indices (< i, -1 if none)
+    vary[i]  1 if node i depends on an input slot (it then has one value per
+             row of the batch, its "lanes"), 0 if it is the same for every row
+    off[i]   where node i's values start in val[] and adj[] (layout() below)
+
+forward() fills val[] up the array, backward() fills adj[] down it. A node
+that does not vary keeps a single value; when it feeds a varying node, its
+gradient is the sum over the lanes, added in a fixed order (4 running sums,
+lane r into sum r % 4, each started at -0.0, the exact additive identity),
+so that C and Python give the same doubles, and one lane gives exactly the
+eager result.
+"""
+import math
+from itertools import repeat
+
+from . import ops
+from .ops import CONST
+
+_F, _B, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.ARITY, ops.GRAD_B
+
+
+class TapeError(ValueError):
+    """A flat node array that breaks the rules above."""
+
+
+def layout(vary, nr):
+    """Offsets of each node's values for `nr` rows, and the total length."""
+    off, total = [], 0
+    for v in vary:
+        off.append(total)
+        total += nr if v else 1
+    return off, total
+
+
+def check(op, a, b, vary, off, nr, nval):
+    """Raise TapeError unless the arrays describe a valid tape (what C checks too)."""
+    n = len(op)
+    if not (len(a) == len(b) == len(vary) == len(off) == n) or n == 0:
+        raise TapeError("tape arrays must be non-empty and of one length")
+    if nr < 1:
+        raise TapeError("the number of rows must be at least 1")
+    end = 0
+    for i in range(n):
+        o = op[i]
+        if not 0 <= o < ops.NUM_OPS:
+            raise TapeError(f"node {i}: unknown op code {o}")
+        k = _ARITY[o]
+        if k >= 1 and not 0 <= a[i] < i:
+            raise TapeError(f"node {i}: input a={a[i]} is not an earlier node")
+        if k == 2 and not 0 <= b[i] < i:
+            raise TapeError(f"node {i}: input b={b[i]} is not an earlier node")
+        if vary[i] not in (0, 1):
+            raise TapeError(f"node {i}: vary must be 0 or 1")
+        if k >= 1 and vary[i] != (vary[a[i]] | (vary[b[i]] if k == 2 else 0)):
+            raise TapeError(f"node {i}: varies unlike its inputs")
+        if off[i] != end:
+            raise TapeError(f"node {i}: offset {off[i]} breaks the layout")
+        end += nr if vary[i] else 1
+    if end > nval:
+        raise TapeError(f"value arrays hold {nval} doubles, the tape needs {end}")
+
+
+def _lanes(val, i, vary, off, nr):
+    """The nr lane values of node i (a repeated single value if it does not vary)."""
+    o = off[i]
+    return val[o:o + nr] if vary[i] else repeat(val[o], nr)
+
+
+def forward(val, op, a, b, vary, off, nr):
+    """val[node i] = op_i(val[a_i], val[b_i]) for every non-leaf node, in order."""
+    check(op, a, b, vary, off, nr, len(val))
+    for i in range(len(op)):
+        o = op[i]
+        if o <= CONST:
+            continue                          # leaves are filled by the caller
+        f = _F[o]
+        oi = off[i]
+        binary = _ARITY[o] == 2
+        if not vary[i]:                       # one value
+            val[oi] = f(val[off[a[i]]], val[off[b[i]]] if binary else 0.0)
+        else:                                 # one value per lane
+            xs = _lanes(val, a[i], vary, off, nr)
+            ys = _lanes(val, b[i], vary, off, nr) if binary else repeat(0.0, nr)
+            val[oi:oi + nr] = type(val)("d", map(f, xs, ys))
+
+
+def _accumulate(adj, j, vary, off, grads):
+    """adj[node j] += grads: lane by lane, or their sum if node j does not vary."""
+    o = off[j]
+    if vary[j]:
+        for r, c in enumerate(grads):
+            adj[o + r] += c
+    else:
+        s = [-0.0, -0.0, -0.0, -0.0]
+        for r, c in enumerate(grads):
+            s[r & 3] += c
+        adj[o] += (s[0] + s[1]) + (s[2] + s[3])
+
+
+def backward(adj, val, op, a, b, vary, off, nr):
+    """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
+    check(op, a, b, vary, off, nr, min(len(val), len(adj)))
+    n = len(op)
+    if not any(vary):
+        return _sweep_scalar(adj, val, op, a, b)
+    for k in range(len(adj)):
+        adj[k] = 0.0
+    root = off[n - 1]
+    for r in range(nr if vary[n - 1] else 1):
+        adj[root + r] = 1.0                   # seed: d root / d root = 1
+    for i in range(n - 1, -1, -1):
+        o = op[i]
+        if o <= CONST:
+            continue
+        bw = _B[o]
+        oi = off[i]
+        ai = a[i]
+        bi = b[i] if _ARITY[o] == 2 else -1
+        if not vary[i]:
+            ga, gb = bw(adj[oi], val[off[ai]], val[off[bi]] if bi >= 0 else 0.0, val[oi])
+            _accumulate(adj, ai, vary, off, (ga,))
+            if _GRAD_B[o]:
+                _accumulate(adj, bi, vary, off, (gb,))
+        else:
+            xs = _lanes(val, ai, vary, off, nr)
+            ys = _lanes(val, bi, vary, off, nr) if bi >= 0 else repeat(0.0, nr)
+            pairs = list(map(bw, adj[oi:oi + nr], xs, ys, val[oi:oi + nr]))
+            _accumulate(adj, ai, vary, off, [p[0] for p in pairs])
+            if _GRAD_B[o]:
+                _accumulate(adj, bi, vary, off, [p[1] for p in pairs])
+
+
+def backward_scalar(op, a, b, val):
+    """Adjoints of every node of a one-row tape given as lists (eager backward)."""
+    adj = [0.0] * len(op)
+    _sweep_scalar(adj, val, op, a, b)
+    return adj
+
+
+def _sweep_scalar(adj, val, op, a, b):
+    """backward() for a tape where no node varies (one row, off[i] = i): the
+    same arithmetic without the lanes (a single lane's sum is exactly itself)."""
+    n = len(op)
+    for k in range(n):
+        adj[k] = 0.0
+    adj[n - 1] = 1.0
+    for i in range(n - 1, -1, -1):
+        o = op[i]
+        if o <= CONST:
+            continue
+        ai = a[i]
+        if _ARITY[o] == 2:
+            bi = b[i]
+            ga, gb = _B[o](adj[i], val[ai], val[bi], val[i])
+            adj[ai] += ga
+            if _GRAD_B[o]:
+                adj[bi] += gb
+        else:
+            adj[ai] += _B[o](adj[i], val[ai], 0.0, val[i])[0]
+
+
+# -- moving parameters and batches in and out of a tape (mbp_gather & co) ----
+
+def gather(val, off, nodes, slots, src):
+    """val[off[nodes[j]]] = src[slots[j]]: parameter values into the tape."""
+    for j, s in zip(nodes, slots):
+        val[off[j]] = src[s]
+
+
+def scatter_add(dst, adj, off, nodes, slots):
+    """dst[slots[j]] += adj[off[nodes[j]]]: parameter gradients out of the tape."""
+    for j, s in zip(nodes, slots):
+        dst[s] += adj[off[j]]
+
+
+def load_rows(val, off, nodes, rows, nr):
+    """val[off[nodes[j]] + r] = rows[r * k + j]: a flat batch into the input lanes."""
+    k = len(nodes)
+    for j, node in enumerate(nodes):
+        o = off[node]
+        val[o:o + nr] = rows[j::k]
+
+
+# -- optimizers over data[slots[j]] (mbp_sgd & co) ----------------------------
+
+def sgd(data, grad, slots, lr):
+    for s in slots:
+        data[s] = data[s] - lr * grad[s]
+
+
+def momentum(data, vel, grad, slots, lr, mu):
+    for j, s in enumerate(slots):
+        vel[j] = mu * vel[j] - lr * grad[s]           # v <- mu v - lr g
+        data[s] = data[s] + vel[j]                    # w <- w + v
+
+
+def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
+    for j, s in enumerate(slots):
+        gr = grad[s]
+        m[j] = beta1 * m[j] + (1.0 - beta1) * gr
+        v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr)
+        mhat, vhat = m[j] / bc1, v[j] / bc2           # bias correction
+        data[s] = data[s] - lr * mhat / (math.sqrt(vhat) + eps)
+
+
+def fill(dst, slots, value):
+    for s in slots:
+        dst[s] = value

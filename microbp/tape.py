@@ -1,0 +1,152 @@
+"""microbp.Tape: record a graph once, replay it over batches in either backend.
+
+    tape = Tape(loss, inputs=[x1, x2, y])    # the graph below `loss`, once
+    tape.forward([[0.5, -1.0, 1.0], ...])    # one row per sample -> losses
+    tape.backward()                          # parameter .grad += d(sum of losses)
+
+The rows of a batch are the lanes of each node: a node that depends on an
+input slot holds one value per row, every other node (parameters, constants,
+a weight-decay term) holds one value, computed once per forward.
+"""
+from array import array
+from itertools import chain
+
+from . import params as _params
+from .backend import executor
+from .engine import Value, LEAF, as_float
+from .graph import topo, flatten
+
+
+class Batch:
+    """Rows of floats packed once (one array of doubles), for reuse across steps."""
+
+    __slots__ = ("rows", "nrows", "width")
+
+    def __init__(self, rows, width=None):
+        if isinstance(rows, Batch):
+            rows = rows.to_list()
+        if not isinstance(rows, (list, tuple)):
+            raise TypeError(f"batch must be a list of rows, not {type(rows).__name__}")
+        if not rows:
+            raise ValueError("batch is empty: give at least one row")
+        width = len(rows[0]) if width is None and hasattr(rows[0], "__len__") else width
+        for r, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)):
+                raise TypeError(f"batch row {r} must be a list or tuple of numbers, "
+                                f"not {type(row).__name__}")
+            if len(row) != width:
+                raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
+                                 "(one per input slot)")
+        try:
+            flat = array("d", chain.from_iterable(rows))
+        except TypeError:
+            for r, row in enumerate(rows):        # name the first bad entry
+                for j, x in enumerate(row):
+                    as_float(x, f"batch row {r} entry {j}")
+            raise
+        self.rows, self.nrows, self.width = flat, len(rows), width
+
+    def to_list(self):
+        w = self.width
+        return [self.rows[r * w:(r + 1) * w].tolist() for r in range(self.nrows)]
+
+
+class Tape:
+    """A graph recorded into a flat node array, replayed by forward()/backward()."""
+
+    def __init__(self, output, inputs=()):
+        if not isinstance(output, Value):
+            raise TypeError(f"output must be a Value, not {type(output).__name__}")
+        if isinstance(inputs, Value) or not hasattr(inputs, "__iter__"):
+            raise TypeError("inputs must be a list of leaf Values (the input slots)")
+        inputs = list(inputs)
+        for j, v in enumerate(inputs):
+            if not isinstance(v, Value):
+                raise TypeError(f"inputs[{j}] must be a Value, not {type(v).__name__}")
+            if v._op != LEAF:
+                raise ValueError(f"inputs[{j}] must be a leaf Value, not the output of {v.op!r}")
+        if len(set(map(id, inputs))) != len(inputs):
+            raise ValueError("inputs must not repeat a Value")
+
+        nodes = topo(output)
+        op, a, b, val = flatten(nodes)
+        pos = {v: i for i, v in enumerate(nodes)}
+        slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
+        vary = bytearray(len(nodes))
+        for i, o in enumerate(op):
+            if o == LEAF:
+                vary[i] = i in slot_of
+            elif a[i] >= 0:
+                vary[i] = vary[a[i]] | (vary[b[i]] if b[i] >= 0 else 0)
+
+        self.n = len(nodes)
+        self.op, self.a, self.b = array("i", op), array("i", a), array("i", b)
+        self.vary = vary
+        # input slot j feeds node in_nodes[j] (an unused slot is left out)
+        used = sorted(slot_of.items(), key=lambda kv: kv[1])
+        self.in_nodes = array("i", [i for i, _ in used])
+        self.in_cols = [j for _, j in used]
+        self.ninputs = len(inputs)
+        # parameters: every other leaf; constants keep the value they were recorded with
+        pnodes = [i for i, o in enumerate(op) if o == LEAF and i not in slot_of]
+        self.parameters = [nodes[i] for i in pnodes]
+        self.groups = [(store, array("i", [pnodes[p] for p in positions]), slots)
+                       for store, slots, positions in _params.bind(self.parameters)]
+        self.fixed = [(i, val[i]) for i, o in enumerate(op) if o != LEAF and a[i] < 0]
+        self.nr = 0          # rows of the current layout
+        self.off = self.val = self.adj = None
+        self._ready = False  # a forward has filled val
+
+    def __repr__(self):
+        return (f"Tape({self.n} nodes, {self.ninputs} inputs, "
+                f"{len(self.parameters)} parameters)")
+
+    def _layout(self, nr):
+        if nr == self.nr:
+            return
+        off, total = [], 0
+        for v in self.vary:
+            off.append(total)
+            total += nr if v else 1
+        self.off = array("q", off)
+        self.val = array("d", bytes(8 * total))
+        self.adj = array("d", bytes(8 * total))
+        for i, x in self.fixed:
+            self.val[off[i]] = x
+        self.nr = nr
+
+    def forward(self, batch):
+        """Run the graph once per row of `batch` (a list of rows with one float per
+        input slot, or a Batch); return the list of output values, one per row."""
+        if not isinstance(batch, Batch):
+            batch = Batch(batch, self.ninputs)
+        elif batch.width != self.ninputs:
+            raise ValueError(f"batch rows have {batch.width} entries, expected "
+                             f"{self.ninputs} (one per input slot)")
+        ex, nr = executor(), batch.nrows
+        self._ready = False
+        self._layout(nr)
+        for store, nodes, slots in self.groups:
+            ex.gather(self.val, self.off, nodes, slots, store.data)
+        if self.in_nodes:
+            rows = batch.rows
+            if self.in_cols != list(range(self.ninputs)):   # some slots unused
+                rows = array("d", [rows[r * self.ninputs + j]
+                                   for r in range(nr) for j in self.in_cols])
+            ex.load_rows(self.val, self.off, self.in_nodes, rows, nr)
+        ex.forward(self.val, self.op, self.a, self.b, self.vary, self.off, nr)
+        self._ready = True
+        root = self.off[self.n - 1]
+        if self.vary[self.n - 1]:
+            return self.val[root:root + nr].tolist()
+        return [self.val[root]] * nr
+
+    def backward(self):
+        """Add to each parameter's .grad the gradient of the sum of the outputs of
+        the last forward() (one per row)."""
+        if not self._ready:
+            raise RuntimeError("Tape.backward() needs a forward() first")
+        ex = executor()
+        ex.backward(self.adj, self.val, self.op, self.a, self.b, self.vary, self.off, self.nr)
+        for store, nodes, slots in self.groups:
+            ex.scatter_add(store.grad, self.adj, self.off, nodes, slots)
