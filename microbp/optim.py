@@ -1,0 +1,110 @@
+"""Optimizers over a list of parameter Values: SGD, Momentum and Adam.
+
+An optimizer binds its parameters to a ParamStore (params.py): their data and
+grad then live in flat arrays, and step() / zero_grad() update them in one
+call of the selected backend (the C and Python kernels give the same doubles).
+`.data` and `.grad` of each Value stay truthful at all times.
+"""
+import math
+from array import array
+
+from . import params as _params
+from .backend import executor
+from .engine import Value, LEAF
+
+
+def _rate(x, name, allow_zero=False):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
+    return x
+
+
+class Optimizer:
+    """Base class: holds the parameters and their stores; zero_grad() for all."""
+
+    def __init__(self, params, lr):
+        if isinstance(params, Value) or not hasattr(params, "__iter__"):
+            raise TypeError("params must be a list of Values (e.g. model.parameters())")
+        params = list(params)
+        if not params:
+            raise ValueError("params is empty: give the optimizer at least one Value")
+        for j, p in enumerate(params):
+            if not isinstance(p, Value):
+                raise TypeError(f"params[{j}] must be a Value, not {type(p).__name__}")
+            if p._op != LEAF:
+                raise ValueError(f"params[{j}] must be a leaf Value, not the output of {p.op!r}")
+        if len(set(map(id, params))) != len(params):
+            raise ValueError("params must not list a Value twice")
+        self.lr = _rate(lr, "lr")
+        self.params = params
+        self.steps = 0
+        self._groups = [(store, slots) for store, slots, _ in _params.bind(params)]
+
+    def zero_grad(self):
+        """Set the .grad of every parameter to 0."""
+        ex = executor()
+        for store, slots in self._groups:
+            ex.fill(store.grad, slots, 0.0)
+
+    def step(self):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ..."""
+
+    def __init__(self, params, lr=0.01, decay=0.0):
+        super().__init__(params, lr)
+        self.decay = _rate(decay, "decay", allow_zero=True)
+
+    def step(self):
+        lr = self.lr / (1.0 + self.decay * self.steps)
+        ex = executor()
+        for store, slots in self._groups:
+            ex.sgd(store.data, store.grad, slots, lr)
+        self.steps += 1
+
+
+class Momentum(Optimizer):
+    """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0)."""
+
+    def __init__(self, params, lr=0.01, mu=0.9):
+        super().__init__(params, lr)
+        self.mu = _rate(mu, "mu", allow_zero=True)
+        self._vel = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
+
+    def step(self):
+        ex = executor()
+        for (store, slots), vel in zip(self._groups, self._vel):
+            ex.momentum(store.data, vel, store.grad, slots, self.lr, self.mu)
+        self.steps += 1
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction:
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError("betas must be a pair (beta1, beta2)")
+        self.beta1, self.beta2 = (_rate(b, f"betas[{k}]", allow_zero=True)
+                                  for k, b in enumerate(betas))
+        if self.beta1 >= 1.0 or self.beta2 >= 1.0:
+            raise ValueError(f"betas must be in [0, 1), got {tuple(betas)}")
+        self.eps = _rate(eps, "eps")
+        self._m = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
+        self._v = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
+
+    def step(self):
+        t = self.steps + 1
+        bc1, bc2 = 1.0 - self.beta1 ** t, 1.0 - self.beta2 ** t
+        ex = executor()
+        for (store, slots), m, v in zip(self._groups, self._m, self._v):
+            ex.adam(store.data, m, v, store.grad, slots, self.lr, self.beta1, self.beta2,
+                    self.eps, bc1, bc2)
+        self.steps = t
