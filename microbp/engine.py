@@ -15,7 +15,10 @@ from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
                   RELU, ABS, LEAF, CONST)
 
 _next_id = itertools.count().__next__     # creation order is a topological order
-_F = ops.FORWARD
+
+# the forward formulas of the op table (ops.py), as plain names for speed
+(_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
+ _f_sigmoid, _f_relu, _f_abs) = ops.FORWARD[ADD:ABS + 1]
 
 
 def as_float(x, what="data"):
@@ -61,68 +64,72 @@ class Value:
 
     # -- binary ops ---------------------------------------------------------
     def __add__(self, other):
-        o = _operand(other, "+")
-        return _node(ADD, _F[ADD](self.data, o.data), self, o)
+        if not isinstance(other, Value):
+            other = _const(other, "+")
+        return _node(ADD, _f_add(self.data, other.data), self, other)
 
     def __sub__(self, other):
-        o = _operand(other, "-")
-        return _node(SUB, _F[SUB](self.data, o.data), self, o)
+        if not isinstance(other, Value):
+            other = _const(other, "-")
+        return _node(SUB, _f_sub(self.data, other.data), self, other)
 
     def __mul__(self, other):
-        o = _operand(other, "*")
-        return _node(MUL, _F[MUL](self.data, o.data), self, o)
+        if not isinstance(other, Value):
+            other = _const(other, "*")
+        return _node(MUL, _f_mul(self.data, other.data), self, other)
 
     def __truediv__(self, other):
-        o = _operand(other, "/")
-        return _node(DIV, _F[DIV](self.data, o.data), self, o)
+        if not isinstance(other, Value):
+            other = _const(other, "/")
+        return _node(DIV, _f_div(self.data, other.data), self, other)
 
     def __pow__(self, other):
         if isinstance(other, Value):       # a ** b: gradient for both
-            return _node(POW, _F[POW](self.data, other.data), self, other)
+            return _node(POW, _f_pow(self.data, other.data), self, other)
         c = _const(other, "**")            # a ** c: c is a constant
-        return _node(POWC, _F[POWC](self.data, c.data), self, c)
+        return _node(POWC, _f_powc(self.data, c.data), self, c)
 
     def __radd__(self, other):
-        o = _operand(other, "+")
-        return _node(ADD, _F[ADD](o.data, self.data), o, self)
+        other = _const(other, "+")
+        return _node(ADD, _f_add(other.data, self.data), other, self)
 
     def __rsub__(self, other):
-        o = _operand(other, "-")
-        return _node(SUB, _F[SUB](o.data, self.data), o, self)
+        other = _const(other, "-")
+        return _node(SUB, _f_sub(other.data, self.data), other, self)
 
     def __rmul__(self, other):
-        o = _operand(other, "*")
-        return _node(MUL, _F[MUL](o.data, self.data), o, self)
+        other = _const(other, "*")
+        return _node(MUL, _f_mul(other.data, self.data), other, self)
 
     def __rtruediv__(self, other):
-        o = _operand(other, "/")
-        return _node(DIV, _F[DIV](o.data, self.data), o, self)
+        other = _const(other, "/")
+        return _node(DIV, _f_div(other.data, self.data), other, self)
 
     def __rpow__(self, other):
-        o = _operand(other, "**")
-        return _node(POW, _F[POW](o.data, self.data), o, self)
+        other = _const(other, "**")
+        return _node(POW, _f_pow(other.data, self.data), other, self)
 
     # -- unary ops ----------------------------------------------------------
     def __neg__(self):
-        return _node(NEG, _F[NEG](self.data, 0.0), self, None)
+        return _node(NEG, _f_neg(self.data, 0.0), self, None)
 
     def exp(self):
-        return _node(EXP, _F[EXP](self.data, 0.0), self, None)
+        return _node(EXP, _f_exp(self.data, 0.0), self, None)
 
     def log(self):
-        return _node(LOG, _F[LOG](self.data, 0.0), self, None)
+        return _node(LOG, _f_log(self.data, 0.0), self, None)
 
     def tanh(self):
-        return _node(TANH, _F[TANH](self.data, 0.0), self, None)
+        return _node(TANH, _f_tanh(self.data, 0.0), self, None)
 
     def sigmoid(self):
-        return _node(SIGMOID, _F[SIGMOID](self.data, 0.0), self, None)
+        return _node(SIGMOID, _f_sigmoid(self.data, 0.0), self, None)
 
     def relu(self):
-        return _node(RELU, _F[RELU](self.data, 0.0), self, None)
+        return _node(RELU, _f_relu(self.data, 0.0), self, None)
 
     def abs(self):
-        return _node(ABS, _F[ABS](self.data, 0.0), self, None)
+        return _node(ABS, _f_abs(self.data, 0.0), self, None)
 
     __abs__ = abs
 
@@ -158,14 +165,8 @@ _new = object.__new__
 
 
 def _const(x, opname):
-    if isinstance(x, numbers.Real) and not isinstance(x, Value):
-        v = _node(CONST, as_float(x, f"right operand of {opname}"), None, None)
-        return v
+    """A number operand of an op, as a constant leaf."""
+    if isinstance(x, numbers.Real):
+        return _node(CONST, as_float(x, f"operand of {opname}"), None, None)
     raise TypeError(f"unsupported operand for {opname}: expected a Value, int or float, "
                     f"not {type(x).__name__}")
-
-
-def _operand(x, opname):
-    if isinstance(x, Value):
-        return x
-    return _const(x, opname)

@@ -5,9 +5,8 @@ output), so the nodes below a root, sorted by creation, are a topological order.
 """
 from operator import attrgetter
 
-from .ops import CONST
-
 _creation = attrgetter("_id")
+_op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("data")
 
 
 def topo(root):
@@ -15,26 +14,34 @@ def topo(root):
     seen = {root}
     stack = [root]
     nodes = [root]
-    push, add = stack.append, seen.add
-    while stack:
-        v = stack.pop()
-        for c in (v._a, v._b):
-            if c is not None and c not in seen:
-                add(c)
-                push(c)
-                nodes.append(c)
+    add, push, keep, pop = seen.add, stack.append, nodes.append, stack.pop
+    while stack:                 # depth first: `nodes` comes out nearly reversed,
+        v = pop()                # which the sort below handles in linear time
+        c = v._a
+        if c is None:            # a leaf
+            continue
+        if c not in seen:
+            add(c)
+            push(c)
+            keep(c)
+        c = v._b
+        if c is not None and c not in seen:
+            add(c)
+            push(c)
+            keep(c)
     nodes.sort(key=_creation)
     return nodes
 
 
 def flatten(nodes):
     """Op codes, input indices (-1 for none) and values of `nodes`, as lists."""
-    pos = {v: i for i, v in enumerate(nodes)}
+    pos = dict(zip(nodes, range(len(nodes))))
     pos[None] = -1
-    op = [v._op for v in nodes]
-    a = [pos[v._a] for v in nodes]
-    b = [pos[v._b] for v in nodes]
-    val = [v.data for v in nodes]
+    index = pos.__getitem__
+    op = list(map(_op, nodes))
+    a = list(map(index, map(_a, nodes)))
+    b = list(map(index, map(_b, nodes)))
+    val = list(map(_data, nodes))
     return op, a, b, val
 
 

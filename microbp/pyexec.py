@@ -148,19 +148,17 @@ def _sweep_scalar(adj, val, op, a, b):
     for k in range(n):
         adj[k] = 0.0
     adj[n - 1] = 1.0
-    for i in range(n - 1, -1, -1):
-        o = op[i]
+    B, binary, grad_b = _B, [k == 2 for k in _ARITY], _GRAD_B
+    for i, o, ai, bi in zip(range(n - 1, -1, -1), reversed(op), reversed(a), reversed(b)):
         if o <= CONST:
             continue
-        ai = a[i]
-        if _ARITY[o] == 2:
-            bi = b[i]
-            ga, gb = _B[o](adj[i], val[ai], val[bi], val[i])
+        if binary[o]:
+            ga, gb = B[o](adj[i], val[ai], val[bi], val[i])
             adj[ai] += ga
-            if _GRAD_B[o]:
+            if grad_b[o]:
                 adj[bi] += gb
         else:
-            adj[ai] += _B[o](adj[i], val[ai], 0.0, val[i])[0]
+            adj[ai] += B[o](adj[i], val[ai], 0.0, val[i])[0]
 
 
 # -- moving parameters and batches in and out of a tape (mbp_gather & co) ----

@@ -1,0 +1,119 @@
+"""gradcheck: compare backward()'s gradients with central differences.
+
+    gradcheck(lambda a, b: (a * b).tanh(), [Value(0.3), Value(-1.2)])   # -> True
+
+f(*values) must build a scalar Value from `values`. backward() runs once on
+it for the analytic gradients; then each value's .data is nudged by +-eps
+and f is evaluated again for the numeric ones. A value passes when
+|analytic - numeric| <= atol + rtol * |numeric|; otherwise GradcheckError
+names every value that failed.
+
+gradcheck leaves no trace: the .data and .grad of every value, and the .grad
+of every node of f's graph (parameters that f uses but that are not checked,
+say), are what they were before the call, whether it returns or raises.
+"""
+import math
+import numbers
+
+from .engine import Value
+from .graph import topo
+
+
+class GradcheckError(AssertionError):
+    """An analytic gradient that disagrees with its central difference."""
+
+
+def _tolerance(x, name, positive):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x) or x < 0.0 or (positive and x == 0.0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {x!r}")
+    return x
+
+
+def _scalar(f, values):
+    out = f(*values)
+    if not isinstance(out, Value):
+        raise TypeError(f"f must return a Value, not {type(out).__name__}")
+    return out
+
+
+def _name(i, v):
+    return f"values[{i}]" + (f" ({v.label!r})" if v.label else "")
+
+
+def gradcheck(f, values, eps=1e-6, atol=1e-6, rtol=1e-4):
+    """True if backward() on f(*values) agrees with central differences for
+    every value, else raise GradcheckError."""
+    if not callable(f):
+        raise TypeError(f"f must be callable, not {type(f).__name__}")
+    if isinstance(values, Value) or not isinstance(values, (list, tuple)):
+        raise TypeError(f"values must be a list of Values, not {type(values).__name__}")
+    if not values:
+        raise ValueError("values is empty: give at least one Value to check")
+    for i, v in enumerate(values):
+        if not isinstance(v, Value):
+            raise TypeError(f"values[{i}] must be a Value, not {type(v).__name__}")
+    eps = _tolerance(eps, "eps", positive=True)
+    atol = _tolerance(atol, "atol", positive=False)
+    rtol = _tolerance(rtol, "rtol", positive=False)
+
+    values = list(values)
+    saved = [(v.data, v.grad) for v in values]
+    try:
+        analytic = _analytic(f, values)
+        failures = []
+        for i, v in enumerate(values):
+            num = _numeric(f, values, i, eps)
+            ana = analytic[i]
+            diff = abs(ana - num)
+            if not (ana == num or diff <= atol + rtol * abs(num)):   # nan fails
+                failures.append(f"{_name(i, v)}: analytic {ana!r}, numeric {num!r}, "
+                                f"difference {diff!r}")
+    finally:
+        for v, (data, grad) in zip(reversed(values), reversed(saved)):
+            v.data, v.grad = data, grad
+    if failures:
+        raise GradcheckError(
+            f"gradcheck failed for {len(failures)} of {len(values)} values "
+            f"(eps={eps}, atol={atol}, rtol={rtol}):\n  " + "\n  ".join(failures))
+    return True
+
+
+def _analytic(f, values):
+    """d f / d v for each v, by one backward() from zeroed gradients; the
+    gradients of f's graph are put back afterwards."""
+    out = _scalar(f, values)
+    nodes = topo(out)
+    before = [n.grad for n in nodes]
+    try:
+        for n in nodes:
+            n.grad = 0.0
+        for v in values:          # a value f does not use gets gradient 0
+            v.grad = 0.0
+        out.backward()
+        return [v.grad for v in values]
+    finally:
+        for n, g in zip(nodes, before):
+            n.grad = g
+
+
+def _numeric(f, values, i, eps):
+    """(f(x + eps) - f(x - eps)) / (step) for values[i], where step is the
+    distance actually moved, (x + eps) - (x - eps) in floats (2 eps up to
+    rounding). values[i].data is restored."""
+    v = values[i]
+    x = v.data
+    hi, lo = x + eps, x - eps
+    if hi == lo:
+        raise ValueError(f"eps={eps} does not move {_name(i, v)} (data {x!r}): "
+                         "use a larger eps")
+    try:
+        v.data = hi
+        f_hi = _scalar(f, values).data
+        v.data = lo
+        f_lo = _scalar(f, values).data
+    finally:
+        v.data = x
+    return (f_hi - f_lo) / (hi - lo)

@@ -1,0 +1,210 @@
+"""Neural networks of scalar Values: Neuron, Layer and MLP.
+
+    model = MLP(2, [8, 8, 1], seed=0)       # ReLU hidden layers, linear output
+    score = model([0.5, -1.0])              # one output -> a single Value
+
+A neuron computes act(b + w0*x0 + w1*x1 + ...), summed left to right starting
+from the bias, so that every model builds its graph in one fixed order (a C
+fast path for whole layers relies on that order to give the same doubles).
+
+Initial weights come from one random.Random per model: a fixed seed gives an
+identical model. ReLU layers use He init, w ~ N(0, 2 / fan_in); tanh, sigmoid
+and linear layers use Glorot (normal) init, w ~ N(0, 2 / (fan_in + fan_out)).
+Biases start at 0.
+"""
+import math
+import numbers
+import random
+
+from .engine import Value, as_float
+
+# activation name -> the Value method that applies it (None: identity)
+ACTIVATIONS = {
+    "relu": Value.relu,
+    "tanh": Value.tanh,
+    "sigmoid": Value.sigmoid,
+    "linear": None,
+}
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+
+def _positive_int(x, name):
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {type(x).__name__}")
+    if x < 1:
+        raise ValueError(f"{name} must be a positive int, got {x!r}")
+    return int(x)
+
+
+def _activation(act, name):
+    if not isinstance(act, str):
+        raise TypeError(f"{name} must be a str, not {type(act).__name__}")
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown {name} {act!r}: choose one of {', '.join(ACTIVATIONS)}")
+    return act
+
+
+def _flag(x, name):
+    if not isinstance(x, bool):
+        raise TypeError(f"{name} must be a bool, not {type(x).__name__}")
+    return x
+
+
+def _random(x, name):
+    """A random.Random from None (seeded by the OS), an int seed, or a Random."""
+    if x is None:
+        return random.Random()
+    if isinstance(x, random.Random):
+        return x
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+        return random.Random(int(x))
+    raise TypeError(f"{name} must be None, an int seed or a random.Random, "
+                    f"not {type(x).__name__}")
+
+
+def _inputs(x, nin):
+    """x checked as nin inputs (Values or numbers); numbers come back as floats."""
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"input must be a list of {nin} Values or numbers, "
+                        f"not {type(x).__name__}")
+    if len(x) != nin:
+        raise ValueError(f"expected {nin} inputs, got {len(x)}")
+    out = []
+    for j, xj in enumerate(x):
+        if isinstance(xj, Value):
+            out.append(xj)
+        elif isinstance(xj, numbers.Real) and not isinstance(xj, bool):
+            out.append(as_float(xj, f"input {j}"))
+        else:
+            raise TypeError(f"input {j} must be a Value, int or float, "
+                            f"not {type(xj).__name__}")
+    return out
+
+
+def _init_std(act, fan_in, fan_out):
+    if act == "relu":
+        return math.sqrt(2.0 / fan_in)                  # He
+    return math.sqrt(2.0 / (fan_in + fan_out))          # Glorot (normal)
+
+
+# ---------------------------------------------------------------------------
+
+class Module:
+    """Anything with parameters: parameters() lists them, zero_grad() clears them."""
+
+    def parameters(self):
+        return []
+
+    def zero_grad(self):
+        """Set the .grad of every parameter to 0."""
+        for p in self.parameters():
+            p.grad = 0.0
+
+
+class Neuron(Module):
+    """act(b + sum_i w_i x_i) over nin inputs.
+
+    `fan_out` (keyword only) is the width of the layer the neuron belongs to;
+    it only sets the Glorot init scale of non-ReLU neurons (1 when alone).
+    """
+
+    def __init__(self, nin, act="relu", bias=True, rng=None, *, fan_out=1):
+        self.nin = _positive_int(nin, "nin")
+        self.act = _activation(act, "act")
+        bias = _flag(bias, "bias")
+        rng = _random(rng, "rng")
+        std = _init_std(self.act, self.nin, _positive_int(fan_out, "fan_out"))
+        self.w = [Value(rng.gauss(0.0, 1.0) * std, label=f"w{i}") for i in range(self.nin)]
+        self.b = Value(0.0, label="b") if bias else None
+
+    def __call__(self, x):
+        return self._forward(_inputs(x, self.nin))
+
+    def _forward(self, x):
+        # x is already checked; the sum starts from b (or w0*x0) and runs left to right
+        w = self.w
+        if self.b is not None:
+            s = self.b + w[0] * x[0]
+        else:
+            s = w[0] * x[0]
+        for i in range(1, self.nin):
+            s = s + w[i] * x[i]
+        f = ACTIVATIONS[self.act]
+        return s if f is None else f(s)
+
+    def parameters(self):
+        return self.w + ([self.b] if self.b is not None else [])
+
+    def __repr__(self):
+        nb = "" if self.b is not None else ", bias=False"
+        return f"Neuron(nin={self.nin}, act={self.act!r}{nb})"
+
+
+class Layer(Module):
+    """nout neurons over the same nin inputs; one output is returned as a Value,
+    more as a list of Values."""
+
+    def __init__(self, nin, nout, act="relu", bias=True, rng=None):
+        self.nin = _positive_int(nin, "nin")
+        self.nout = _positive_int(nout, "nout")
+        act = _activation(act, "act")
+        bias = _flag(bias, "bias")
+        rng = _random(rng, "rng")
+        self.neurons = [Neuron(self.nin, act, bias, rng, fan_out=self.nout)
+                        for _ in range(self.nout)]
+
+    @property
+    def act(self):
+        return self.neurons[0].act
+
+    def __call__(self, x):
+        out = self._forward(_inputs(x, self.nin))
+        return out[0] if self.nout == 1 else out
+
+    def _forward(self, x):
+        return [n._forward(x) for n in self.neurons]      # always a list
+
+    def parameters(self):
+        return [p for n in self.neurons for p in n.parameters()]
+
+    def __repr__(self):
+        nb = "" if self.neurons[0].b is not None else ", bias=False"
+        return f"Layer(nin={self.nin}, nout={self.nout}, act={self.act!r}{nb})"
+
+
+class MLP(Module):
+    """A multi-layer perceptron: layers of widths `nouts` over nin inputs.
+    Hidden layers use `act`, the last one `out_act`."""
+
+    def __init__(self, nin, nouts, act="relu", out_act="linear", bias=True, seed=None):
+        nin = _positive_int(nin, "nin")
+        if not isinstance(nouts, (list, tuple)):
+            raise TypeError(f"nouts must be a list of layer widths, not {type(nouts).__name__}")
+        if not nouts:
+            raise ValueError("nouts is empty: give at least one layer width")
+        nouts = [_positive_int(n, f"nouts[{k}]") for k, n in enumerate(nouts)]
+        act = _activation(act, "act")
+        out_act = _activation(out_act, "out_act")
+        bias = _flag(bias, "bias")
+        rng = _random(seed, "seed")         # every layer draws from this one generator
+        sizes = [nin] + nouts
+        last = len(nouts) - 1
+        self.layers = [Layer(sizes[k], sizes[k + 1], out_act if k == last else act, bias, rng)
+                       for k in range(len(nouts))]
+        self.nin, self.nout = nin, nouts[-1]
+        self.act, self.out_act = act, out_act
+
+    def __call__(self, x):
+        x = _inputs(x, self.nin)
+        for layer in self.layers:
+            x = layer._forward(x)
+        return x[0] if self.nout == 1 else x
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __repr__(self):
+        widths = [layer.nout for layer in self.layers]
+        return f"MLP({self.nin} -> {widths}, act={self.act!r}, out_act={self.out_act!r})"

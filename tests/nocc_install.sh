@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install microbp with no working C compiler (CC=false) into a fresh virtual
+# environment and check that it installs, says why the C core was skipped,
+# and trains in pure Python.
+set -euo pipefail
+python=${1:-python3}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cp -r "$repo"/setup.py "$repo"/pyproject.toml "$repo"/MANIFEST.in "$repo"/README.md \
+      "$repo"/microbp "$repo"/csrc "$tmp"/
+rm -rf "$tmp"/microbp/_cmicrobp* "$tmp"/microbp/__pycache__
+"$python" -m venv "$tmp/venv"
+CC=false "$tmp/venv/bin/python" -m pip install -v "$tmp" > "$tmp/install.log" 2>&1 || {
+    tail -40 "$tmp/install.log"; echo "FAIL: install without a compiler failed"; exit 1; }
+grep -q "the C core was not built" "$tmp/install.log" || {
+    tail -40 "$tmp/install.log"; echo "FAIL: the install did not say why the C core was skipped"; exit 1; }
+cd "$tmp"   # not the repo: import the installed package
+"$tmp/venv/bin/python" - <<'PY'
+import microbp
+from microbp import Value, nn, optim, losses
+assert microbp.available_backends() == ["python"], microbp.available_backends()
+assert microbp.get_backend() == "python"
+try:
+    microbp.set_backend("c")
+except ValueError as e:
+    assert "not available" in str(e), e
+else:
+    raise SystemExit("set_backend('c') should fail without the C core")
+model = nn.MLP(2, [8, 1], act="tanh", seed=0)
+opt = optim.SGD(model.parameters(), lr=0.1)
+data = [([0.0, 0.0], -1.0), ([0.0, 1.0], 1.0), ([1.0, 0.0], 1.0), ([1.0, 1.0], -1.0)]
+first = None
+for step in range(50):
+    loss = losses.mse([model(x) for x, _ in data], [y for _, y in data])
+    opt.zero_grad(); loss.backward(); opt.step()
+    first = loss.data if first is None else first
+assert loss.data < first, (first, loss.data)
+print("install without a C compiler: works in pure Python")
+PY
