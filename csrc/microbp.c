@@ -22,8 +22,9 @@ static const int arity[NUM_OPS] = MBP_ARITY;
 
 static int check_tape(const int32_t *op, const int32_t *a, const int32_t *b,
                       const uint8_t *vary, const int64_t *off,
-                      int64_t n, int64_t nr, int64_t nval) {
-    if (n <= 0 || nr <= 0 || nval < 0) return MBP_ESIZE;
+                      int64_t n, int64_t nr, int64_t nval,
+                      const int32_t *ext, int64_t next) {
+    if (n <= 0 || nr <= 0 || nval < 0 || next < 0) return MBP_ESIZE;
     int64_t end = 0;
     for (int64_t i = 0; i < n; i++) {
         const int32_t o = op[i];
@@ -32,7 +33,17 @@ static int check_tape(const int32_t *op, const int32_t *a, const int32_t *b,
         if (k >= 1 && (a[i] < 0 || a[i] >= i)) return MBP_EINDEX;
         if (k == 2 && (b[i] < 0 || b[i] >= i)) return MBP_EINDEX;
         if (vary[i] > 1) return MBP_EVARY;
-        if (k >= 1 && vary[i] != (vary[a[i]] | (k == 2 ? vary[b[i]] : 0))) return MBP_EVARY;
+        int expect = k >= 1 ? (vary[a[i]] | (k == 2 ? vary[b[i]] : 0)) : vary[i];
+        if (o == OP_LIN) {                    /* ext[b] = k, then k pairs (p, q) */
+            const int64_t s = b[i];
+            if (s < 0 || s >= next || ext[s] < 1 || ext[s] > (next - s - 1) / 2)
+                return MBP_EINDEX;
+            for (int64_t t = s + 1; t <= s + 2 * (int64_t)ext[s]; t++) {
+                if (ext[t] < 0 || ext[t] >= i) return MBP_EINDEX;
+                expect |= vary[ext[t]];
+            }
+        }
+        if (vary[i] != expect) return MBP_EVARY;
         if (off[i] != end) return MBP_ELAYOUT;
         end += vary[i] ? nr : 1;
         if (end > nval) return MBP_ESIZE;
@@ -57,15 +68,34 @@ static int check_tape(const int32_t *op, const int32_t *a, const int32_t *b,
         O[r] = (__VA_ARGS__);                                      \
     })
 
+/* lin: acc = base, then acc = acc + p*q for each term (a fused chain of add
+ * and mul nodes, with the same roundings: -ffp-contract=off, no fma) */
+static void lin_forward(double *O, int64_t w, const double *val, const int64_t *off,
+                        const uint8_t *vary, int32_t base, const int32_t *t, int32_t k) {
+    const double *X = val + off[base];
+    if (vary[base]) for (int64_t r = 0; r < w; r++) O[r] = X[r];
+    else            for (int64_t r = 0; r < w; r++) O[r] = X[0];
+    for (int32_t j = 0; j < k; j++) {
+        const double *A = val + off[t[2 * j]], *B = val + off[t[2 * j + 1]];
+        const int sa = vary[t[2 * j]], sb = vary[t[2 * j + 1]];
+        STRIDES(for (int64_t r = 0; r < w; r++) O[r] = O[r] + A[r * SA] * B[r * SB];)
+    }
+}
+
 int mbp_forward(double *val, int64_t nval,
                 const int32_t *op, const int32_t *a, const int32_t *b,
-                const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr) {
-    const int e = check_tape(op, a, b, vary, off, n, nr, nval);
+                const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
+                const int32_t *ext, int64_t next) {
+    const int e = check_tape(op, a, b, vary, off, n, nr, nval, ext, next);
     if (e) return e;
     for (int64_t i = 0; i < n; i++) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
         const int64_t w = vary[i] ? nr : 1;            /* lanes of this node */
+        if (o == OP_LIN) {
+            lin_forward(val + off[i], w, val, off, vary, a[i], ext + b[i] + 1, ext[b[i]]);
+            continue;
+        }
         const int bin = arity[o] == 2;
         const double *A = val + off[a[i]];
         const double *B = bin ? val + off[b[i]] : A;
@@ -120,19 +150,61 @@ int mbp_forward(double *val, int64_t nval,
 #define GRAD2(ga, gb) STRIDES(ACC(DA, SA, ga) ACC(DB, SB, gb))
 #define GRAD1(ga)     STRIDES(ACC(DA, SA, ga))
 
+/* the sum of w lanes: 4 running sums from -0.0, lane r into sum r % 4 */
+static double lane_sum(const double *G, int64_t w) {
+    double s0 = -0.0, s1 = -0.0, s2 = -0.0, s3 = -0.0;
+    int64_t r = 0;
+    for (; r + 4 <= w; r += 4) { s0 += G[r]; s1 += G[r + 1]; s2 += G[r + 2]; s3 += G[r + 3]; }
+    for (; r < w; r++) {
+        if ((r & 3) == 0) s0 += G[r]; else if ((r & 3) == 1) s1 += G[r]; else s2 += G[r];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* lin backward: the contributions of the unfused adds and muls, in the order
+ * their sweep makes them: terms last to first, the base just before term 0 */
+static void lin_backward(double *adj, const double *val, const int64_t *off,
+                         const uint8_t *vary, int64_t i, int64_t w,
+                         int32_t base, const int32_t *t, int32_t k) {
+    const double *G = adj + off[i], *O = G;
+    for (int32_t j = k - 1; j >= 0; j--) {
+        if (j == 0) {                                     /* add: passes g on */
+            double *D = adj + off[base];
+            if (vary[base]) for (int64_t r = 0; r < w; r++) D[r] += G[r];
+            else D[0] += lane_sum(G, w);
+        }
+        const int32_t p = t[2 * j], q = t[2 * j + 1];
+        const double *A = val + off[p], *B = val + off[q];
+        double *DA = adj + off[p], *DB = adj + off[q];
+        const int sa = vary[p], sb = vary[q];
+        if (sa || sb) {                                   /* the product varies */
+            STRIDES(ACC(DA, SA, g * y) ACC(DB, SB, g * x))  /* mul swaps in the other */
+        } else {                                          /* one product, one gradient */
+            const double gm = lane_sum(G, w);
+            DA[0] += gm * B[0];
+            DB[0] += gm * A[0];
+        }
+    }
+}
+
 int mbp_backward(double *adj, const double *val, int64_t nval,
                  const int32_t *op, const int32_t *a, const int32_t *b,
-                 const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr) {
-    const int e = check_tape(op, a, b, vary, off, n, nr, nval);
+                 const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
+                 const int32_t *ext, int64_t next) {
+    const int e = check_tape(op, a, b, vary, off, n, nr, nval, ext, next);
     if (e) return e;
     const int64_t used = off[n - 1] + (vary[n - 1] ? nr : 1);
-    memset(adj, 0, (size_t)used * sizeof(double));
+    for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
     for (int64_t r = 0; r < (vary[n - 1] ? nr : 1); r++)
         adj[off[n - 1] + r] = 1.0;                     /* seed: d root / d root */
     for (int64_t i = n - 1; i >= 0; i--) {
         const int op_i = op[i];
         if (op_i == OP_LEAF || op_i == OP_CONST) continue;
         const int64_t w = vary[i] ? nr : 1;
+        if (op_i == OP_LIN) {
+            lin_backward(adj, val, off, vary, i, w, a[i], ext + b[i] + 1, ext[b[i]]);
+            continue;
+        }
         const int bin = arity[op_i] == 2;
         const double *A = val + off[a[i]];
         const double *B = bin ? val + off[b[i]] : A;

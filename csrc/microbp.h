@@ -3,8 +3,9 @@
  *
  * A tape is a structure of arrays in topological order (see microbp/pyexec.py,
  * the pure-Python mirror of this file): op[i], inputs a[i] and b[i] (< i),
- * vary[i] (1: node i has one value per row of the batch, 0: one value), and
- * off[i], where node i's values start in val[] and adj[].
+ * vary[i] (1: node i has one value per row of the batch, 0: one value),
+ * off[i], where node i's values start in val[] and adj[], and ext[], the term
+ * lists of fused "lin" nodes (ext[b[i]] = k, then k pairs of node indices).
  *
  * The op codes OP_<NAME> come from the op table in microbp/ops.py, handed to
  * the compiler as -D macros by microbp/_cbuild.py.
@@ -28,12 +29,14 @@
 /* val[node] = op(val[a], val[b]) for every non-leaf node, up the array */
 int mbp_forward(double *val, int64_t nval,
                 const int32_t *op, const int32_t *a, const int32_t *b,
-                const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr);
+                const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
+                const int32_t *ext, int64_t next);
 
 /* adj[node] = d(sum over rows of the last node) / d(node), down the array */
 int mbp_backward(double *adj, const double *val, int64_t nval,
                  const int32_t *op, const int32_t *a, const int32_t *b,
-                 const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr);
+                 const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
+                 const int32_t *ext, int64_t next);
 
 /* val[off[nodes[j]]] = src[slots[j]]: parameter values into the tape */
 int mbp_gather(double *val, int64_t nval, const int64_t *off, int64_t n,

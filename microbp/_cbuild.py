@@ -33,7 +33,7 @@ def _cdef_from_header(path):
 
 
 ops = _load_ops()
-CFLAGS = ["-std=c99", "-O3", "-ffp-contract=off", "-fno-fast-math"]
+CFLAGS = ["-std=c99", "-O2", "-fvect-cost-model=dynamic", "-ffp-contract=off", "-fno-fast-math"]
 CFLAGS += os.environ.get("MICROBP_CFLAGS", "").split()
 LDFLAGS = os.environ.get("MICROBP_LDFLAGS", "").split()
 MACROS = ops.c_macros() + [("MBP_ARITY", "{" + ",".join(str(k) for k in ops.ARITY) + "}")]

@@ -36,23 +36,27 @@ def _tape(op, a, b, vary, off):
     return p, n
 
 
-def forward(val, op, a, b, vary, off, nr):
-    pv = _buf("double[]", val)
-    (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, nr), "forward")
+_NO_EXT = array("i")
 
 
-def backward(adj, val, op, a, b, vary, off, nr):
-    pd, pv = _buf("double[]", adj), _buf("double[]", val)
+def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT):
+    pv, pe = _buf("double[]", val), _buf("int32_t[]", ext)
     (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, nr), "backward")
+    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, nr, pe, len(pe)), "forward")
+
+
+def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT):
+    pd, pv, pe = _buf("double[]", adj), _buf("double[]", val), _buf("int32_t[]", ext)
+    (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
+    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, nr, pe, len(pe)),
+        "backward")
 
 
 def backward_scalar(op, a, b, val):
     """Adjoints of every node of a one-row tape given as lists (eager backward)."""
     n = len(op)
     val = array("d", val)
-    adj = array("d", bytes(8 * n))
+    adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
     backward(adj, val, array("i", op), array("i", a), array("i", b), bytearray(n),
              array("q", range(n)), 1)
     return adj

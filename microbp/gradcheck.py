@@ -82,15 +82,13 @@ def gradcheck(f, values, eps=1e-6, atol=1e-6, rtol=1e-4):
 
 
 def _analytic(f, values):
-    """d f / d v for each v, by one backward() from zeroed gradients; the
-    gradients of f's graph are put back afterwards."""
+    """d f / d v for each v, by one backward() from zeroed gradients (a value
+    f does not use gets 0); the gradients of f's graph are put back afterwards."""
     out = _scalar(f, values)
     nodes = topo(out)
     before = [n.grad for n in nodes]
     try:
-        for n in nodes:
-            n.grad = 0.0
-        for v in values:          # a value f does not use gets gradient 0
+        for v in values:
             v.grad = 0.0
         out.backward()
         return [v.grad for v in values]

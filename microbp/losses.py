@@ -114,7 +114,10 @@ def bce_with_logits(logits, targets):
                              "targets must be in [0, 1]")
     terms = []
     for zi, ti in zip(z, t):
-        terms.append(zi.relu() - zi * ti + (1.0 + (-zi.abs()).exp()).log())
+        if zi.data >= 0.0:
+            terms.append(zi * (1.0 - ti) + (1.0 + (-zi).exp()).log())
+        else:
+            terms.append((1.0 + zi.exp()).log() - zi * ti)
     return _mean(terms)
 
 

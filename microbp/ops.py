@@ -144,6 +144,12 @@ OPS = (
     Op(12, "sigmoid", 1, False, sigmoid, sigmoid_grad),
     Op(13, "relu", 1, False, relu, relu_grad),
     Op(14, "abs", 1, False, abs_, abs_grad),
+    # lin: base + p0*q0 + p1*q1 + ..., added left to right. Never made by a
+    # Value op: the tape recorder (tape.py, fuse_linear) fuses a chain of add
+    # and mul nodes into one, with the very same roundings and the same order of
+    # gradient contributions. Input a is the base; b is where its terms start in
+    # the tape's ext[] array: ext[b] = k, then k pairs of node indices (p, q).
+    Op(15, "lin", 1, False, None, None),
 )
 
 assert all(op.code == i for i, op in enumerate(OPS))
@@ -155,7 +161,7 @@ GRAD_B = tuple(op.grad_b for op in OPS)
 FORWARD = tuple(op.forward for op in OPS)
 BACKWARD = tuple(op.backward for op in OPS)
 
-LEAF, CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID, RELU, ABS = range(NUM_OPS)
+LEAF, CONST, ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID, RELU, ABS, LIN = range(NUM_OPS)
 
 
 def c_macros():

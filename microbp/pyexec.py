@@ -6,21 +6,25 @@ A recorded graph ("tape") is a structure of arrays in topological order:
     vary[i]  1 if node i depends on an input slot (it then has one value per
              row of the batch, its "lanes"), 0 if it is the same for every row
     off[i]   where node i's values start in val[] and adj[] (layout() below)
+    ext[]    the term lists of fused "lin" nodes (ops.py): for node i,
+             ext[b[i]] = k, then k pairs (p, q) of earlier node indices
 
-forward() fills val[] up the array, backward() fills adj[] down it. A node
+forward() fills val[] up the array, backward() fills adj[] down it. Adjoints
+start at -0.0, the exact additive identity, so a node's gradient is exactly
+the sum of its contributions in the order they arrive, as in PyTorch. A node
 that does not vary keeps a single value; when it feeds a varying node, its
 gradient is the sum over the lanes, added in a fixed order (4 running sums,
-lane r into sum r % 4, each started at -0.0, the exact additive identity),
-so that C and Python give the same doubles, and one lane gives exactly the
-eager result.
+lane r into sum r % 4, each started at -0.0), so that C and Python give the
+same doubles and one lane gives exactly the eager result.
 """
 import math
 from itertools import repeat
 
 from . import ops
-from .ops import CONST
+from .ops import CONST, LIN, ADD, MUL
 
 _F, _B, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.ARITY, ops.GRAD_B
+_add, _mul = _F[ADD], _F[MUL]
 
 
 class TapeError(ValueError):
@@ -36,7 +40,13 @@ def layout(vary, nr):
     return off, total
 
 
-def check(op, a, b, vary, off, nr, nval):
+def lin_terms(ext, start):
+    """The (p, q) pairs of a lin node whose term list starts at ext[start]."""
+    k = ext[start]
+    return [(ext[start + 1 + 2 * j], ext[start + 2 + 2 * j]) for j in range(k)]
+
+
+def check(op, a, b, vary, off, nr, nval, ext=()):
     """Raise TapeError unless the arrays describe a valid tape (what C checks too)."""
     n = len(op)
     if not (len(a) == len(b) == len(vary) == len(off) == n) or n == 0:
@@ -55,7 +65,16 @@ def check(op, a, b, vary, off, nr, nval):
             raise TapeError(f"node {i}: input b={b[i]} is not an earlier node")
         if vary[i] not in (0, 1):
             raise TapeError(f"node {i}: vary must be 0 or 1")
-        if k >= 1 and vary[i] != (vary[a[i]] | (vary[b[i]] if k == 2 else 0)):
+        expect = vary[a[i]] | (vary[b[i]] if k == 2 else 0) if k >= 1 else vary[i]
+        if o == LIN:
+            s = b[i]
+            if not (0 <= s < len(ext) and 1 <= ext[s] and s + 1 + 2 * ext[s] <= len(ext)):
+                raise TapeError(f"node {i}: lin term list at ext[{s}] is out of range")
+            for p, q in lin_terms(ext, s):
+                if not (0 <= p < i and 0 <= q < i):
+                    raise TapeError(f"node {i}: lin term ({p}, {q}) is not of earlier nodes")
+                expect |= vary[p] | vary[q]
+        if vary[i] != expect:
             raise TapeError(f"node {i}: varies unlike its inputs")
         if off[i] != end:
             raise TapeError(f"node {i}: offset {off[i]} breaks the layout")
@@ -70,13 +89,16 @@ def _lanes(val, i, vary, off, nr):
     return val[o:o + nr] if vary[i] else repeat(val[o], nr)
 
 
-def forward(val, op, a, b, vary, off, nr):
+def forward(val, op, a, b, vary, off, nr, ext=()):
     """val[node i] = op_i(val[a_i], val[b_i]) for every non-leaf node, in order."""
-    check(op, a, b, vary, off, nr, len(val))
+    check(op, a, b, vary, off, nr, len(val), ext)
     for i in range(len(op)):
         o = op[i]
         if o <= CONST:
             continue                          # leaves are filled by the caller
+        if o == LIN:
+            _lin_forward(val, i, a[i], lin_terms(ext, b[i]), vary, off, nr)
+            continue
         f = _F[o]
         oi = off[i]
         binary = _ARITY[o] == 2
@@ -88,6 +110,24 @@ def forward(val, op, a, b, vary, off, nr):
             val[oi:oi + nr] = type(val)("d", map(f, xs, ys))
 
 
+def _lin_forward(val, i, base, terms, vary, off, nr):
+    """lin: acc = base, then acc = acc + p*q for each term, lane by lane."""
+    w = nr if vary[i] else 1
+    acc = list(_lanes(val, base, vary, off, w))
+    for p, q in terms:
+        acc = list(map(_add, acc, map(_mul, _lanes(val, p, vary, off, w),
+                                      _lanes(val, q, vary, off, w))))
+    val[off[i]:off[i] + w] = type(val)("d", acc)
+
+
+def _lane_sum(grads):
+    """The sum of the lanes: 4 running sums from -0.0, lane r into sum r % 4."""
+    s = [-0.0, -0.0, -0.0, -0.0]
+    for r, c in enumerate(grads):
+        s[r & 3] += c
+    return (s[0] + s[1]) + (s[2] + s[3])
+
+
 def _accumulate(adj, j, vary, off, grads):
     """adj[node j] += grads: lane by lane, or their sum if node j does not vary."""
     o = off[j]
@@ -95,26 +135,44 @@ def _accumulate(adj, j, vary, off, grads):
         for r, c in enumerate(grads):
             adj[o + r] += c
     else:
-        s = [-0.0, -0.0, -0.0, -0.0]
-        for r, c in enumerate(grads):
-            s[r & 3] += c
-        adj[o] += (s[0] + s[1]) + (s[2] + s[3])
+        adj[o] += _lane_sum(grads)
 
 
-def backward(adj, val, op, a, b, vary, off, nr):
+def _lin_backward(adj, val, i, base, terms, vary, off, nr):
+    """The backward of the fused adds and muls, in the order the unfused sweep
+    makes its contributions: terms last to first, the base just before term 0."""
+    w = nr if vary[i] else 1
+    g = adj[off[i]:off[i] + w]
+    for j in range(len(terms) - 1, -1, -1):
+        if j == 0:
+            _accumulate(adj, base, vary, off, g)               # add: passes g on
+        p, q = terms[j]
+        if vary[p] or vary[q]:                                  # the product varies
+            gm, xs, ys = g, _lanes(val, p, vary, off, w), _lanes(val, q, vary, off, w)
+        else:                                                   # one product, one gradient
+            gm, xs, ys = [_lane_sum(g)], [val[off[p]]], [val[off[q]]]
+        xs, ys = list(xs), list(ys)
+        _accumulate(adj, p, vary, off, list(map(_mul, gm, ys)))   # mul swaps in
+        _accumulate(adj, q, vary, off, list(map(_mul, gm, xs)))   # the other input
+
+
+def backward(adj, val, op, a, b, vary, off, nr, ext=()):
     """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
-    check(op, a, b, vary, off, nr, min(len(val), len(adj)))
+    check(op, a, b, vary, off, nr, min(len(val), len(adj)), ext)
     n = len(op)
-    if not any(vary):
+    if not any(vary) and LIN not in op:
         return _sweep_scalar(adj, val, op, a, b)
     for k in range(len(adj)):
-        adj[k] = 0.0
+        adj[k] = -0.0
     root = off[n - 1]
     for r in range(nr if vary[n - 1] else 1):
         adj[root + r] = 1.0                   # seed: d root / d root = 1
     for i in range(n - 1, -1, -1):
         o = op[i]
         if o <= CONST:
+            continue
+        if o == LIN:
+            _lin_backward(adj, val, i, a[i], lin_terms(ext, b[i]), vary, off, nr)
             continue
         bw = _B[o]
         oi = off[i]
@@ -136,7 +194,7 @@ def backward(adj, val, op, a, b, vary, off, nr):
 
 def backward_scalar(op, a, b, val):
     """Adjoints of every node of a one-row tape given as lists (eager backward)."""
-    adj = [0.0] * len(op)
+    adj = [-0.0] * len(op)
     _sweep_scalar(adj, val, op, a, b)
     return adj
 
@@ -146,7 +204,7 @@ def _sweep_scalar(adj, val, op, a, b):
     same arithmetic without the lanes (a single lane's sum is exactly itself)."""
     n = len(op)
     for k in range(n):
-        adj[k] = 0.0
+        adj[k] = -0.0
     adj[n - 1] = 1.0
     B, binary, grad_b = _B, [k == 2 for k in _ARITY], _GRAD_B
     for i, o, ai, bi in zip(range(n - 1, -1, -1), reversed(op), reversed(a), reversed(b)):

@@ -15,6 +15,8 @@ from . import params as _params
 from .backend import executor
 from .engine import Value, LEAF, as_float
 from .graph import topo, flatten
+from .ops import ADD, MUL, LIN, ARITY
+from .pyexec import layout
 
 
 class Batch:
@@ -51,6 +53,66 @@ class Batch:
         return [self.rows[r * w:(r + 1) * w].tolist() for r in range(self.nrows)]
 
 
+def fuse_linear(nodes, op, a, b):
+    """Fuse each chain acc + p*q + p*q + ... into one lin node (ops.py).
+
+    A chain is what `acc = acc + w * x`, repeated, records: an add whose second
+    input is the mul just before it, and whose first input is either the add
+    just before that mul (the chain goes on) or anything else (its base). Only
+    nodes used once, by the next node of their chain, are fused, and only runs
+    that are contiguous in the topological order: then no other node's gradient
+    contribution falls between theirs, and the lin node's forward and backward
+    are the same arithmetic in the same order, bit for bit.
+
+    Returns the kept nodes and their op, a, b lists, and the ext term lists."""
+    n = len(op)
+    uses = [0] * n
+    uses[n - 1] = 1                              # the root is used by the caller
+    for i in range(n):
+        if ARITY[op[i]] >= 1:
+            uses[a[i]] += 1
+        if ARITY[op[i]] == 2:
+            uses[b[i]] += 1
+    chains = {}                                  # last add of a chain -> [base, start, terms]
+    for i in range(2, n):
+        m = i - 1
+        if op[i] != ADD or b[i] != m or op[m] != MUL or uses[m] != 1 or a[i] == m:
+            continue
+        prev = a[i]
+        if prev == i - 2 and prev in chains and uses[prev] == 1:
+            chain = chains.pop(prev)             # the chain goes on
+        else:
+            chain = [prev, m, []]                # a new chain on base `prev`
+        chain[2].append((a[m], b[m]))
+        chains[i] = chain
+    if not chains:
+        return nodes, op, a, b, array("i")
+    fused = bytearray(n)                         # 1: inside a chain, dropped
+    for end, (base, start, terms) in chains.items():
+        for k in range(start, end):
+            fused[k] = 1
+    new = [-1] * n
+    kept = [i for i in range(n) if not fused[i]]
+    for j, i in enumerate(kept):
+        new[i] = j
+    ext = array("i")
+    nop, na, nb = [], [], []
+    for i in kept:
+        if i in chains:
+            base, _, terms = chains[i]
+            nop.append(LIN)
+            na.append(new[base])
+            nb.append(len(ext))
+            ext.append(len(terms))
+            for p, q in terms:
+                ext.extend((new[p], new[q]))
+        else:
+            nop.append(op[i])
+            na.append(new[a[i]] if a[i] >= 0 else -1)
+            nb.append(new[b[i]] if b[i] >= 0 else -1)
+    return [nodes[i] for i in kept], nop, na, nb, ext
+
+
 class Tape:
     """A graph recorded into a flat node array, replayed by forward()/backward()."""
 
@@ -69,13 +131,18 @@ class Tape:
             raise ValueError("inputs must not repeat a Value")
 
         nodes = topo(output)
-        op, a, b, val = flatten(nodes)
+        op, a, b, _ = flatten(nodes)
+        nodes, op, a, b, self.ext = fuse_linear(nodes, op, a, b)
+        val = [v.data for v in nodes]
         pos = {v: i for i, v in enumerate(nodes)}
         slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
         vary = bytearray(len(nodes))
         for i, o in enumerate(op):
             if o == LEAF:
                 vary[i] = i in slot_of
+            elif o == LIN:
+                k = self.ext[b[i]]
+                vary[i] = vary[a[i]] | any(vary[p] for p in self.ext[b[i] + 1:b[i] + 1 + 2 * k])
             elif a[i] >= 0:
                 vary[i] = vary[a[i]] | (vary[b[i]] if b[i] >= 0 else 0)
 
@@ -104,10 +171,7 @@ class Tape:
     def _layout(self, nr):
         if nr == self.nr:
             return
-        off, total = [], 0
-        for v in self.vary:
-            off.append(total)
-            total += nr if v else 1
+        off, total = layout(self.vary, nr)
         self.off = array("q", off)
         self.val = array("d", bytes(8 * total))
         self.adj = array("d", bytes(8 * total))
@@ -134,7 +198,7 @@ class Tape:
                 rows = array("d", [rows[r * self.ninputs + j]
                                    for r in range(nr) for j in self.in_cols])
             ex.load_rows(self.val, self.off, self.in_nodes, rows, nr)
-        ex.forward(self.val, self.op, self.a, self.b, self.vary, self.off, nr)
+        ex.forward(self.val, self.op, self.a, self.b, self.vary, self.off, nr, self.ext)
         self._ready = True
         root = self.off[self.n - 1]
         if self.vary[self.n - 1]:
@@ -147,6 +211,7 @@ class Tape:
         if not self._ready:
             raise RuntimeError("Tape.backward() needs a forward() first")
         ex = executor()
-        ex.backward(self.adj, self.val, self.op, self.a, self.b, self.vary, self.off, self.nr)
+        ex.backward(self.adj, self.val, self.op, self.a, self.b, self.vary, self.off, self.nr,
+                    self.ext)
         for store, nodes, slots in self.groups:
             ex.scatter_add(store.grad, self.adj, self.off, nodes, slots)

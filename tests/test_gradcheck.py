@@ -22,7 +22,9 @@ def test_passes_on_correct_functions():
 
 def test_unused_value_has_zero_gradient():
     a, b = Value(2.0), Value(5.0)
+    b.grad = 4.0
     assert gradcheck(lambda x, y: x * 3.0, [a, b])
+    assert (b.data, b.grad) == (5.0, 4.0)
 
 
 def test_repeated_and_shared_values():

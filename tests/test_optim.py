@@ -53,9 +53,6 @@ def test_sgd_two_steps_match_hand(decay):
         # the gradient is left alone by step()
         assert (w.grad, u.grad) == (gw, gu)
     assert opt.steps == 2
-    if decay:
-        # decay really changes the second step: lr_1 = 0.1 / 1.5
-        assert 0.1 / (1.0 + decay) != 0.1
 
 
 def test_sgd_decay_schedule_values():
@@ -92,7 +89,7 @@ def test_momentum_mu_zero_is_plain_sgd():
     m, s = Momentum([a], lr=0.05, mu=0.0), SGD([b], lr=0.05)
     for _ in range(3):
         m.zero_grad(); s.zero_grad()
-        (a - 3) ** 2 .backward() if False else ((a - 3) ** 2).backward()
+        ((a - 3) ** 2).backward()
         ((b - 3) ** 2).backward()
         m.step(); s.step()
         assert a.data == b.data
@@ -116,7 +113,6 @@ def test_adam_two_steps_match_hand(betas, eps):
         hw = hw - lr * (mw / (1.0 - b1 ** t)) / (math.sqrt(vw / (1.0 - b2 ** t)) + eps)
         hu = hu - lr * (mu_ / (1.0 - b1 ** t)) / (math.sqrt(vu / (1.0 - b2 ** t)) + eps)
         opt.step()
-        assert w.data == pytest.approx(hw, rel=1e-15, abs=0) and u.data == pytest.approx(hu, rel=1e-15, abs=0)
         assert w.data == hw and u.data == hu
     assert opt.steps == 2
 
@@ -222,8 +218,9 @@ def test_params_shared_with_tape(tape_first, kind):
             vw, vb = 0.5 * vw - 0.05 * gw, 0.5 * vb - 0.05 * gb
             hw, hb = hw + vw, hb + vb
         else:
-            mw, mb = 0.9 * mw + 0.1 * gw, 0.9 * mb + 0.1 * gb
-            sw, sb = 0.999 * sw + 0.001 * (gw * gw), 0.999 * sb + 0.001 * (gb * gb)
+            mw, mb = 0.9 * mw + (1.0 - 0.9) * gw, 0.9 * mb + (1.0 - 0.9) * gb
+            sw = 0.999 * sw + (1.0 - 0.999) * (gw * gw)
+            sb = 0.999 * sb + (1.0 - 0.999) * (gb * gb)
             c1, c2 = 1.0 - 0.9 ** t, 1.0 - 0.999 ** t
             hw = hw - 0.05 * (mw / c1) / (math.sqrt(sw / c2) + 1e-8)
             hb = hb - 0.05 * (mb / c1) / (math.sqrt(sb / c2) + 1e-8)
