@@ -133,6 +133,11 @@ class Value:
 
     __abs__ = abs
 
+    def to_dot(self, max_nodes=200):
+        """Graphviz DOT text of the graph below this value (see microbp.draw)."""
+        from .draw import to_dot
+        return to_dot(self, max_nodes=max_nodes)
+
     # -- backpropagation ----------------------------------------------------
     def backward(self):
         """Backpropagate from this value: add d(self)/d(node) into node.grad for

@@ -16,7 +16,7 @@ import math
 import numbers
 import random
 
-from .engine import Value, as_float
+from .engine import Value, _const
 
 # activation name -> the Value method that applies it (None: identity)
 ACTIVATIONS = {
@@ -65,7 +65,8 @@ def _random(x, name):
 
 
 def _inputs(x, nin):
-    """x checked as nin inputs (Values or numbers); numbers come back as floats."""
+    """x checked as nin inputs (Values or numbers); a number becomes one constant
+    leaf, shared by every neuron that reads it."""
     if not isinstance(x, (list, tuple)):
         raise TypeError(f"input must be a list of {nin} Values or numbers, "
                         f"not {type(x).__name__}")
@@ -76,7 +77,7 @@ def _inputs(x, nin):
         if isinstance(xj, Value):
             out.append(xj)
         elif isinstance(xj, numbers.Real) and not isinstance(xj, bool):
-            out.append(as_float(xj, f"input {j}"))
+            out.append(_const(xj, f"input {j}"))
         else:
             raise TypeError(f"input {j} must be a Value, int or float, "
                             f"not {type(xj).__name__}")
