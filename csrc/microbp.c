@@ -334,3 +334,13 @@ int mbp_fill(double *dst, int64_t ndst, const int32_t *slots, int64_t k, double 
     for (int64_t j = 0; j < k; j++) dst[slots[j]] = value;
     return MBP_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* detect_anomaly (anomaly.py): where the first nan or inf is                 */
+
+int64_t mbp_first_nonfinite(const double *x, int64_t n, int64_t start, int64_t stop) {
+    if (start < 0 || stop < start || stop > n) return -2;
+    for (int64_t k = start; k < stop; k++)
+        if (!isfinite(x[k])) return k;
+    return -1;
+}

@@ -60,6 +60,9 @@ int mbp_momentum(double *data, double *vel, const double *grad, int64_t nslots,
 int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nslots,
              int64_t nstate, const int32_t *slots, int64_t k, double lr, double beta1, double beta2,
              double eps, double bc1, double bc2);
+/* the index of the first nan or inf in x[start:stop], -1 if none, -2 for a bad range */
+int64_t mbp_first_nonfinite(const double *x, int64_t n, int64_t start, int64_t stop);
+
 /* dst[slots[j]] = value (zero_grad) */
 int mbp_fill(double *dst, int64_t ndst, const int32_t *slots, int64_t k, double value);
 

@@ -109,6 +109,16 @@ def fill(dst, slots, value):
     _ok(lib.mbp_fill(pd, len(pd), ps, len(ps), value), "fill")
 
 
+def first_nonfinite(arr, start=0, stop=None):
+    """The index of the first nan or inf in arr[start:stop], or -1."""
+    p = _buf("double[]", arr)
+    stop = len(p) if stop is None else stop
+    k = lib.mbp_first_nonfinite(p, len(p), start, stop)
+    if k < -1:
+        raise TapeError(f"range {start}:{stop} is outside an array of {len(p)}")
+    return k
+
+
 def build_flags():
     """The compiler flags the C core was built with."""
     return ffi.string(lib.mbp_build_flags()).decode()

@@ -48,8 +48,12 @@ def flatten(nodes):
 def backward(root):
     """Add d root / d node into node.grad for every node below root."""
     from .backend import executor
+    from . import anomaly
     nodes = topo(root)
     op, a, b, val = flatten(nodes)
-    adj = executor().backward_scalar(op, a, b, val)
+    ex = executor()
+    adj = ex.backward_scalar(op, a, b, val)
+    if anomaly.enabled():                   # before any .grad changes
+        anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
     for v, g in zip(nodes, adj):
         v.grad += g

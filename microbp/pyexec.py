@@ -219,6 +219,18 @@ def _sweep_scalar(adj, val, op, a, b):
             adj[ai] += B[o](adj[i], val[ai], 0.0, val[i])[0]
 
 
+def first_nonfinite(arr, start=0, stop=None):
+    """The index of the first nan or inf in arr[start:stop], or -1."""
+    stop = len(arr) if stop is None else stop
+    if not 0 <= start <= stop <= len(arr):
+        raise TapeError(f"range {start}:{stop} is outside an array of {len(arr)}")
+    isfinite = math.isfinite
+    for k in range(start, stop):
+        if not isfinite(arr[k]):
+            return k
+    return -1
+
+
 # -- moving parameters and batches in and out of a tape (mbp_gather & co) ----
 
 def gather(val, off, nodes, slots, src):

@@ -11,7 +11,7 @@ a weight-decay term) holds one value, computed once per forward.
 from array import array
 from itertools import chain
 
-from . import params as _params
+from . import anomaly, params as _params
 from .backend import executor
 from .engine import Value, LEAF, as_float
 from .graph import topo, flatten
@@ -147,6 +147,7 @@ class Tape:
                 vary[i] = vary[a[i]] | (vary[b[i]] if b[i] >= 0 else 0)
 
         self.n = len(nodes)
+        self.labels = {i: v.label for i, v in enumerate(nodes) if v.label}
         self.op, self.a, self.b = array("i", op), array("i", a), array("i", b)
         self.vary = vary
         # input slot j feeds node in_nodes[j] (an unused slot is left out)
@@ -199,6 +200,9 @@ class Tape:
                                    for r in range(nr) for j in self.in_cols])
             ex.load_rows(self.val, self.off, self.in_nodes, rows, nr)
         ex.forward(self.val, self.op, self.a, self.b, self.vary, self.off, nr, self.ext)
+        if anomaly.enabled():
+            anomaly.check_lanes(self.val, self.off, self.vary, nr, self.op, self.labels.get,
+                                ex.first_nonfinite, "value")
         self._ready = True
         root = self.off[self.n - 1]
         if self.vary[self.n - 1]:
@@ -213,5 +217,8 @@ class Tape:
         ex = executor()
         ex.backward(self.adj, self.val, self.op, self.a, self.b, self.vary, self.off, self.nr,
                     self.ext)
+        if anomaly.enabled():                # before any .grad changes
+            anomaly.check_lanes(self.adj, self.off, self.vary, self.nr, self.op, self.labels.get,
+                                ex.first_nonfinite, "gradient", reverse=True)
         for store, nodes, slots in self.groups:
             ex.scatter_add(store.grad, self.adj, self.off, nodes, slots)
