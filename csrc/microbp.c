@@ -45,8 +45,9 @@ static int check_tape(const int32_t *op, const int32_t *a, const int32_t *b,
         }
         if (vary[i] != expect) return MBP_EVARY;
         if (off[i] != end) return MBP_ELAYOUT;
-        end += vary[i] ? nr : 1;
-        if (end > nval) return MBP_ESIZE;
+        const int64_t width = vary[i] ? nr : 1;
+        if (width > nval - end) return MBP_ESIZE;       /* no overflow: end <= nval */
+        end += width;
     }
     return MBP_OK;
 }
@@ -238,7 +239,7 @@ int mbp_backward(double *adj, const double *val, int64_t nval,
 
 static int check_nodes(const int64_t *off, int64_t n, const int32_t *nodes, int64_t k,
                        int64_t width, int64_t nval) {
-    if (n <= 0 || k < 0 || width <= 0) return MBP_ESIZE;
+    if (n < 0 || k < 0 || width <= 0) return MBP_ESIZE;
     for (int64_t j = 0; j < k; j++) {
         if (nodes[j] < 0 || nodes[j] >= n) return MBP_ESLOT;
         const int64_t o = off[nodes[j]];
@@ -276,7 +277,7 @@ int mbp_scatter_add(double *dst, int64_t ndst, const double *adj, int64_t nadj,
 
 int mbp_load_rows(double *val, int64_t nval, const int64_t *off, int64_t n,
                   const int32_t *nodes, int64_t k, const double *rows, int64_t nrows, int64_t nr) {
-    const int e = (nr <= 0 || k < 0 || nrows < 0 || nr > nrows / (k ? k : 1) || nr * k > nrows)
+    const int e = (nr <= 0 || k < 0 || nrows < 0 || (k > 0 && nr > nrows / k))
         ? MBP_ESIZE : check_nodes(off, n, nodes, k, nr, nval);
     if (e) return e;
     for (int64_t j = 0; j < k; j++) {

@@ -27,6 +27,12 @@ def _ok(code, what):
         raise TapeError(f"C core, {what}: {_ERRORS.get(code, f'error {code}')}")
 
 
+def _rows(nr):
+    if not isinstance(nr, int) or not 1 <= nr < 2 ** 62:
+        raise TapeError(f"the number of rows must be an int from 1 to 2**62, got {nr!r}")
+    return nr
+
+
 def _tape(op, a, b, vary, off):
     p = (_buf("int32_t[]", op), _buf("int32_t[]", a), _buf("int32_t[]", b),
          _buf("uint8_t[]", vary), _buf("int64_t[]", off))
@@ -42,13 +48,14 @@ _NO_EXT = array("i")
 def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT):
     pv, pe = _buf("double[]", val), _buf("int32_t[]", ext)
     (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, nr, pe, len(pe)), "forward")
+    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, _rows(nr), pe, len(pe)), "forward")
 
 
 def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT):
     pd, pv, pe = _buf("double[]", adj), _buf("double[]", val), _buf("int32_t[]", ext)
     (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, nr, pe, len(pe)),
+    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, _rows(nr), pe,
+                         len(pe)),
         "backward")
 
 
@@ -81,7 +88,8 @@ def scatter_add(dst, adj, off, nodes, slots):
 def load_rows(val, off, nodes, rows, nr):
     pv, pf, pn, pr = (_buf("double[]", val), _buf("int64_t[]", off),
                       _buf("int32_t[]", nodes), _buf("double[]", rows))
-    _ok(lib.mbp_load_rows(pv, len(pv), pf, len(pf), pn, len(pn), pr, len(pr), nr), "load rows")
+    _ok(lib.mbp_load_rows(pv, len(pv), pf, len(pf), pn, len(pn), pr, len(pr), _rows(nr)),
+        "load rows")
 
 
 def sgd(data, grad, slots, lr):

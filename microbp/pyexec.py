@@ -51,8 +51,8 @@ def check(op, a, b, vary, off, nr, nval, ext=()):
     n = len(op)
     if not (len(a) == len(b) == len(vary) == len(off) == n) or n == 0:
         raise TapeError("tape arrays must be non-empty and of one length")
-    if nr < 1:
-        raise TapeError("the number of rows must be at least 1")
+    if not isinstance(nr, int) or not 1 <= nr < 2 ** 62:
+        raise TapeError(f"the number of rows must be an int from 1 to 2**62, got {nr!r}")
     end = 0
     for i in range(n):
         o = op[i]
@@ -162,9 +162,9 @@ def backward(adj, val, op, a, b, vary, off, nr, ext=()):
     n = len(op)
     if not any(vary) and LIN not in op:
         return _sweep_scalar(adj, val, op, a, b)
-    for k in range(len(adj)):
-        adj[k] = -0.0
     root = off[n - 1]
+    for k in range(root + (nr if vary[n - 1] else 1)):   # the part the tape uses
+        adj[k] = -0.0
     for r in range(nr if vary[n - 1] else 1):
         adj[root + r] = 1.0                   # seed: d root / d root = 1
     for i in range(n - 1, -1, -1):
@@ -233,14 +233,34 @@ def first_nonfinite(arr, start=0, stop=None):
 
 # -- moving parameters and batches in and out of a tape (mbp_gather & co) ----
 
+def _check_nodes(off, nodes, width, nval):
+    for j in nodes:
+        if not 0 <= j < len(off) or not 0 <= off[j] <= nval - width:
+            raise TapeError(f"node {j} is out of range of the tape")
+
+
+def _check_slots(slots, nslots):
+    for s in slots:
+        if not 0 <= s < nslots:
+            raise TapeError(f"slot {s} is out of range 0..{nslots - 1}")
+
+
 def gather(val, off, nodes, slots, src):
     """val[off[nodes[j]]] = src[slots[j]]: parameter values into the tape."""
+    if len(nodes) != len(slots):
+        raise TapeError("nodes and slots must be of one length")
+    _check_nodes(off, nodes, 1, len(val))
+    _check_slots(slots, len(src))
     for j, s in zip(nodes, slots):
         val[off[j]] = src[s]
 
 
 def scatter_add(dst, adj, off, nodes, slots):
     """dst[slots[j]] += adj[off[nodes[j]]]: parameter gradients out of the tape."""
+    if len(nodes) != len(slots):
+        raise TapeError("nodes and slots must be of one length")
+    _check_nodes(off, nodes, 1, len(adj))
+    _check_slots(slots, len(dst))
     for j, s in zip(nodes, slots):
         dst[s] += adj[off[j]]
 
@@ -248,25 +268,35 @@ def scatter_add(dst, adj, off, nodes, slots):
 def load_rows(val, off, nodes, rows, nr):
     """val[off[nodes[j]] + r] = rows[r * k + j]: a flat batch into the input lanes."""
     k = len(nodes)
+    if not isinstance(nr, int) or not 1 <= nr < 2 ** 62 or nr * k > len(rows):
+        raise TapeError(f"{nr!r} rows of {k} do not fit in {len(rows)} values")
+    _check_nodes(off, nodes, nr, len(val))
     for j, node in enumerate(nodes):
         o = off[node]
-        val[o:o + nr] = rows[j::k]
+        val[o:o + nr] = rows[j:nr * k:k]
 
 
 # -- optimizers over data[slots[j]] (mbp_sgd & co) ----------------------------
 
 def sgd(data, grad, slots, lr):
+    _check_slots(slots, min(len(data), len(grad)))
     for s in slots:
         data[s] = data[s] - lr * grad[s]
 
 
 def momentum(data, vel, grad, slots, lr, mu):
+    if len(slots) > len(vel):
+        raise TapeError("the velocity array is shorter than the slots")
+    _check_slots(slots, min(len(data), len(grad)))
     for j, s in enumerate(slots):
         vel[j] = mu * vel[j] - lr * grad[s]           # v <- mu v - lr g
         data[s] = data[s] + vel[j]                    # w <- w + v
 
 
 def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
+    if len(slots) > min(len(m), len(v)):
+        raise TapeError("the moment arrays are shorter than the slots")
+    _check_slots(slots, min(len(data), len(grad)))
     for j, s in enumerate(slots):
         gr = grad[s]
         m[j] = beta1 * m[j] + (1.0 - beta1) * gr
@@ -276,5 +306,6 @@ def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
 
 
 def fill(dst, slots, value):
+    _check_slots(slots, len(dst))
     for s in slots:
         dst[s] = value
