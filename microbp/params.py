@@ -26,6 +26,9 @@ class ParamStore:
         return len(self.values)
 
 
+_plain_data, _plain_grad = Value.__dict__["data"], Value.__dict__["grad"]
+
+
 class BoundValue(Value):
     """A leaf Value whose data and grad live in a ParamStore."""
 
@@ -68,6 +71,8 @@ def bind(values):
         for slot, v in enumerate(fresh):
             v.__class__ = BoundValue
             v._bind = (store, slot)
+            _plain_data.__set__(v, 0.0)    # the store holds the truth now: drop the
+            _plain_grad.__set__(v, 0.0)    # Value's own floats (the slots BoundValue hides)
     groups = {}
     for pos, v in enumerate(values):
         store, slot = v._bind

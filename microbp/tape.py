@@ -160,7 +160,9 @@ class Tape:
         self.parameters = [nodes[i] for i in pnodes]
         self.groups = [(store, array("i", [pnodes[p] for p in positions]), slots)
                        for store, slots, positions in _params.bind(self.parameters)]
-        self.fixed = [(i, val[i]) for i, o in enumerate(op) if o != LEAF and a[i] < 0]
+        consts = [i for i, o in enumerate(op) if o != LEAF and a[i] < 0]
+        self.const_nodes = array("i", consts)          # constants keep their value
+        self.const_vals = array("d", [val[i] for i in consts])
         self.nr = 0          # rows of the current layout
         self.off = self.val = self.adj = None
         self._ready = False  # a forward has filled val
@@ -176,7 +178,7 @@ class Tape:
         self.off = array("q", off)
         self.val = array("d", bytes(8 * total))
         self.adj = array("d", bytes(8 * total))
-        for i, x in self.fixed:
+        for i, x in zip(self.const_nodes, self.const_vals):
             self.val[off[i]] = x
         self.nr = nr
 
