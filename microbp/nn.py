@@ -11,11 +11,17 @@ Initial weights come from one random.Random per model: a fixed seed gives an
 identical model. ReLU layers use He init, w ~ N(0, 2 / fan_in); tanh, sigmoid
 and linear layers use Glorot (normal) init, w ~ N(0, 2 / (fan_in + fan_out)).
 Biases start at 0.
+
+Parameters have names that follow the structure ("layers.0.neurons.3.w.1",
+"layers.0.neurons.3.b"); model.state_dict() / load_state_dict() and
+model.save(path) / MLP.load(path) / model.load(path) keep them exactly
+(microbp.serialize: JSON, atomic writes, checked loads).
 """
 import math
 import numbers
 import random
 
+from . import serialize
 from .engine import Value, _const
 
 # activation name -> the Value method that applies it (None: identity)
@@ -93,15 +99,48 @@ def _init_std(act, fan_in, fan_out):
 # ---------------------------------------------------------------------------
 
 class Module:
-    """Anything with parameters: parameters() lists them, zero_grad() clears them."""
+    """Anything with parameters: parameters() lists them, zero_grad() clears them,
+    state_dict() / save() keep their values (see microbp.serialize)."""
 
     def parameters(self):
         return []
+
+    def named_parameters(self):
+        """[(name, Value)] in the order of parameters(); by default the names
+        are the positions "0", "1", ... (subclasses name them by structure)."""
+        return [(str(i), p) for i, p in enumerate(self.parameters())]
+
+    def config(self):
+        """The constructor arguments that rebuild this module (a dict that JSON
+        can hold), or None if a file cannot rebuild it (Cls.load(path) then
+        fails, model.load(path) still works)."""
+        return None
 
     def zero_grad(self):
         """Set the .grad of every parameter to 0."""
         for p in self.parameters():
             p.grad = 0.0
+
+    def state_dict(self):
+        """{name: float} of every parameter, in order: a copy of their values."""
+        return serialize.state_dict(self)
+
+    def load_state_dict(self, state):
+        """Set every parameter from state ({name: float, int or float string},
+        exactly the names of state_dict()). Everything is checked before anything
+        is set: on TypeError or ValueError the module is unchanged."""
+        serialize.load_state_dict(self, state)
+
+    def save(self, path):
+        """Write this module to path as JSON (format: microbp.serialize),
+        atomically: path holds the old file or the new one, never a part."""
+        serialize.save(self, path)
+
+    load = serialize.dualmethod(serialize.load_new, serialize.load_into, doc=(
+        """Cls.load(path): a new module built from the file at path.
+        module.load(path): load the file into this module (same architecture)
+        and return it. A bad file raises microbp.serialize.FormatError (a
+        ValueError) and changes nothing."""))
 
 
 class Neuron(Module):
@@ -138,6 +177,13 @@ class Neuron(Module):
     def parameters(self):
         return self.w + ([self.b] if self.b is not None else [])
 
+    def named_parameters(self):
+        named = [(f"w.{i}", w) for i, w in enumerate(self.w)]
+        return named + ([("b", self.b)] if self.b is not None else [])
+
+    def config(self):
+        return {"nin": self.nin, "act": self.act, "bias": self.b is not None}
+
     def __repr__(self):
         nb = "" if self.b is not None else ", bias=False"
         return f"Neuron(nin={self.nin}, act={self.act!r}{nb})"
@@ -169,6 +215,14 @@ class Layer(Module):
 
     def parameters(self):
         return [p for n in self.neurons for p in n.parameters()]
+
+    def named_parameters(self):
+        return [(f"neurons.{i}.{name}", p)
+                for i, n in enumerate(self.neurons) for name, p in n.named_parameters()]
+
+    def config(self):
+        return {"nin": self.nin, "nout": self.nout, "act": self.act,
+                "bias": self.neurons[0].b is not None}
 
     def __repr__(self):
         nb = "" if self.neurons[0].b is not None else ", bias=False"
@@ -205,6 +259,15 @@ class MLP(Module):
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        return [(f"layers.{k}.{name}", p)
+                for k, layer in enumerate(self.layers) for name, p in layer.named_parameters()]
+
+    def config(self):
+        return {"nin": self.nin, "nouts": [layer.nout for layer in self.layers],
+                "act": self.act, "out_act": self.out_act,
+                "bias": self.layers[0].neurons[0].b is not None}
 
     def __repr__(self):
         widths = [layer.nout for layer in self.layers]

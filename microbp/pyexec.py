@@ -21,7 +21,7 @@ import math
 from itertools import repeat
 
 from . import ops
-from .ops import CONST, LIN, ADD, MUL
+from .ops import CONST, LIN, ADD, MUL, ieee_div
 
 _F, _B, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.ARITY, ops.GRAD_B
 _add, _mul = _F[ADD], _F[MUL]
@@ -301,8 +301,9 @@ def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
         gr = grad[s]
         m[j] = beta1 * m[j] + (1.0 - beta1) * gr
         v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr)
-        mhat, vhat = m[j] / bc1, v[j] / bc2           # bias correction
-        data[s] = data[s] - lr * mhat / (math.sqrt(vhat) + eps)
+        mhat, vhat = ieee_div(m[j], bc1), ieee_div(v[j], bc2)   # bias correction
+        root = math.sqrt(vhat) if not vhat < 0.0 else math.nan   # C's sqrt: no exception
+        data[s] = data[s] - ieee_div(lr * mhat, root + eps)
 
 
 def fill(dst, slots, value):
