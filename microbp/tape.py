@@ -15,7 +15,7 @@ from . import anomaly, params as _params
 from .backend import executor
 from .engine import Value, LEAF, as_float
 from .graph import topo, flatten
-from .ops import ADD, MUL, LIN, ARITY
+from .ops import ADD, MUL, LIN, CONST, ARITY
 from .pyexec import layout
 
 
@@ -133,7 +133,6 @@ class Tape:
         nodes = topo(output)
         op, a, b, _ = flatten(nodes)
         nodes, op, a, b, self.ext = fuse_linear(nodes, op, a, b)
-        val = [v.data for v in nodes]
         pos = {v: i for i, v in enumerate(nodes)}
         slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
         vary = bytearray(len(nodes))
@@ -154,15 +153,16 @@ class Tape:
         used = sorted(slot_of.items(), key=lambda kv: kv[1])
         self.in_nodes = array("i", [i for i, _ in used])
         self.in_cols = [j for _, j in used]
+        self._all_cols = self.in_cols == list(range(len(inputs)))
         self.ninputs = len(inputs)
         # parameters: every other leaf; constants keep the value they were recorded with
         pnodes = [i for i, o in enumerate(op) if o == LEAF and i not in slot_of]
         self.parameters = [nodes[i] for i in pnodes]
         self.groups = [(store, array("i", [pnodes[p] for p in positions]), slots)
                        for store, slots, positions in _params.bind(self.parameters)]
-        consts = [i for i, o in enumerate(op) if o != LEAF and a[i] < 0]
+        consts = [i for i, o in enumerate(op) if o == CONST]
         self.const_nodes = array("i", consts)          # constants keep their value
-        self.const_vals = array("d", [val[i] for i in consts])
+        self.const_vals = array("d", [nodes[i].data for i in consts])
         self.nr = 0          # rows of the current layout
         self.off = self.val = self.adj = None
         self._ready = False  # a forward has filled val
@@ -197,7 +197,7 @@ class Tape:
             ex.gather(self.val, self.off, nodes, slots, store.data)
         if self.in_nodes:
             rows = batch.rows
-            if self.in_cols != list(range(self.ninputs)):   # some slots unused
+            if not self._all_cols:                        # some slots unused
                 rows = array("d", [rows[r * self.ninputs + j]
                                    for r in range(nr) for j in self.in_cols])
             ex.load_rows(self.val, self.off, self.in_nodes, rows, nr)
