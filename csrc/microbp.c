@@ -196,8 +196,10 @@ int mbp_backward(double *adj, const double *val, int64_t nval,
     if (e) return e;
     const int64_t used = off[n - 1] + (vary[n - 1] ? nr : 1);
     for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
-    for (int64_t r = 0; r < (vary[n - 1] ? nr : 1); r++)
-        adj[off[n - 1] + r] = 1.0;                     /* seed: d root / d root */
+    /* seed: d(sum over rows of the root) / d root: 1 per lane, or nr for a
+     * root that is the same in every row */
+    if (vary[n - 1]) for (int64_t r = 0; r < nr; r++) adj[off[n - 1] + r] = 1.0;
+    else adj[off[n - 1]] = (double)nr;
     for (int64_t i = n - 1; i >= 0; i--) {
         const int op_i = op[i];
         if (op_i == OP_LEAF || op_i == OP_CONST) continue;

@@ -23,7 +23,9 @@ def _rate(x, name, allow_zero=False):
 
 
 class Optimizer:
-    """Base class: holds the parameters and their stores; zero_grad() for all."""
+    """Base class: holds the parameters and their stores; zero_grad() for all.
+    Subclasses check their own settings before calling this __init__, which
+    binds the parameters last: a constructor that fails changes nothing."""
 
     def __init__(self, params, lr):
         if isinstance(params, Value) or not hasattr(params, "__iter__"):
@@ -57,8 +59,8 @@ class SGD(Optimizer):
     """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ..."""
 
     def __init__(self, params, lr=0.01, decay=0.0):
-        super().__init__(params, lr)
         self.decay = _rate(decay, "decay", allow_zero=True)
+        super().__init__(params, lr)
 
     def step(self):
         lr = self.lr / (1.0 + self.decay * self.steps)
@@ -72,8 +74,8 @@ class Momentum(Optimizer):
     """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0)."""
 
     def __init__(self, params, lr=0.01, mu=0.9):
-        super().__init__(params, lr)
         self.mu = _rate(mu, "mu", allow_zero=True)
+        super().__init__(params, lr)
         self._vel = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
 
     def step(self):
@@ -89,7 +91,6 @@ class Adam(Optimizer):
     w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError("betas must be a pair (beta1, beta2)")
         self.beta1, self.beta2 = (_rate(b, f"betas[{k}]", allow_zero=True)
@@ -97,6 +98,7 @@ class Adam(Optimizer):
         if self.beta1 >= 1.0 or self.beta2 >= 1.0:
             raise ValueError(f"betas must be in [0, 1), got {tuple(betas)}")
         self.eps = _rate(eps, "eps")
+        super().__init__(params, lr)
         self._m = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
         self._v = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
 

@@ -76,7 +76,9 @@ def bind(values):
     groups = {}
     for pos, v in enumerate(values):
         store, slot = v._bind
-        slots, positions = groups.setdefault(store, (array("i"), []))
-        slots.append(slot)
-        positions.append(pos)
+        group = groups.get(store)
+        if group is None:
+            group = groups[store] = (array("i"), [])
+        group[0].append(slot)
+        group[1].append(pos)
     return [(store, slots, positions) for store, (slots, positions) in groups.items()]

@@ -160,13 +160,16 @@ def backward(adj, val, op, a, b, vary, off, nr, ext=()):
     """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
     check(op, a, b, vary, off, nr, min(len(val), len(adj)), ext)
     n = len(op)
-    if not any(vary) and LIN not in op:
+    if nr == 1 and not any(vary) and LIN not in op:
         return _sweep_scalar(adj, val, op, a, b)
     root = off[n - 1]
     for k in range(root + (nr if vary[n - 1] else 1)):   # the part the tape uses
         adj[k] = -0.0
-    for r in range(nr if vary[n - 1] else 1):
-        adj[root + r] = 1.0                   # seed: d root / d root = 1
+    if vary[n - 1]:                           # seed: d(sum over rows of root)/d root
+        for r in range(nr):
+            adj[root + r] = 1.0
+    else:                                     # a root that is the same in every row
+        adj[root] = float(nr)
     for i in range(n - 1, -1, -1):
         o = op[i]
         if o <= CONST:

@@ -41,7 +41,7 @@ class Batch:
                                  "(one per input slot)")
         try:
             flat = array("d", chain.from_iterable(rows))
-        except TypeError:
+        except (TypeError, OverflowError):
             for r, row in enumerate(rows):        # name the first bad entry
                 for j, x in enumerate(row):
                     as_float(x, f"batch row {r} entry {j}")

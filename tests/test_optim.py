@@ -9,7 +9,6 @@ import math
 
 import pytest
 
-import microbp
 from microbp import Value, Tape
 from microbp.optim import SGD, Momentum, Adam
 
