@@ -13,10 +13,12 @@ from .tape import Tape, Batch
 from .pyexec import TapeError
 from .gradcheck import gradcheck, GradcheckError
 from .anomaly import detect_anomaly
+from .draw import draw
 from . import nn, losses, optim, datasets, serialize
 
 __version__ = "0.1.0"
 
 __all__ = ["Value", "Tape", "Batch", "TapeError", "set_backend", "get_backend",
            "use_backend", "available_backends", "BackendError", "gradcheck",
-           "GradcheckError", "detect_anomaly", "nn", "losses", "optim", "datasets", "serialize", "__version__"]
+           "GradcheckError", "detect_anomaly", "draw", "nn", "losses", "optim",
+           "datasets", "serialize", "__version__"]

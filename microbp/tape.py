@@ -161,8 +161,8 @@ class Tape:
         self.groups = [(store, array("i", [pnodes[p] for p in positions]), slots)
                        for store, slots, positions in _params.bind(self.parameters)]
         consts = [i for i, o in enumerate(op) if o == CONST]
-        self.const_nodes = array("i", consts)          # constants keep their value
-        self.const_vals = array("d", [nodes[i].data for i in consts])
+        self.const_nodes = array("i", consts)          # constants keep their value:
+        self._const_vals = array("d", [nodes[i].data for i in consts])   # until a layout
         self.nr = 0          # rows of the current layout
         self.off = self.val = self.adj = None
         self._ready = False  # a forward has filled val
@@ -175,11 +175,16 @@ class Tape:
         if nr == self.nr:
             return
         off, total = layout(self.vary, nr)
-        self.off = array("q", off)
-        self.val = array("d", bytes(8 * total))
+        val = array("d", bytes(8 * total))
+        if self.val is None:                      # the first layout: recorded values
+            consts = self._const_vals
+            self._const_vals = None
+        else:                                     # later: from the previous layout
+            consts = [self.val[self.off[i]] for i in self.const_nodes]
+        for i, x in zip(self.const_nodes, consts):
+            val[off[i]] = x
+        self.off, self.val = array("q", off), val
         self.adj = array("d", bytes(8 * total))
-        for i, x in zip(self.const_nodes, self.const_vals):
-            self.val[off[i]] = x
         self.nr = nr
 
     def forward(self, batch):
