@@ -35,6 +35,36 @@ def _median_seconds(step, budget, max_runs, min_runs=3):
     return statistics.median(times)
 
 
+def _eager_step(graph, opt):
+    """A step that builds a fresh graph, backpropagates and updates."""
+    def step():
+        loss = graph()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _tape_step(tape, opt, batch):
+    """A step that replays a recorded tape over the batch and updates."""
+    def step():
+        opt.zero_grad()
+        tape.forward(batch)
+        tape.backward()
+        opt.step()
+    return step
+
+
+def _torch():
+    """torch on one thread, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
 # -- workloads: each gives a model, rows [inputs..., target], and a per-row loss --
 
 def _moons():
@@ -73,12 +103,7 @@ def _mlp_paths(w):
                 return losses.hinge(scores, targets) + reg * sum(p * p for p in params)
             return losses.mse(scores, targets)
 
-        def step():
-            loss = graph()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return step, len(topo(graph()))
+        return _eager_step(graph, opt), len(topo(graph()))
 
     def tape():
         model = nn.MLP(nin, w["nouts"], seed=0)
@@ -87,23 +112,12 @@ def _mlp_paths(w):
         loss = _row_loss(w["loss"], model(slots[:nin]), slots[nin], n)
         if reg:
             loss = loss + (reg / n) * sum(p * p for p in params)   # once per forward
-        t = Tape(loss, slots)
-        opt = optim.SGD(params, lr=w["lr"])
-        batch = Batch(rows)
-
-        def step():
-            opt.zero_grad()
-            t.forward(batch)
-            t.backward()
-            opt.step()
-        return step
+        return _tape_step(Tape(loss, slots), optim.SGD(params, lr=w["lr"]), Batch(rows))
 
     def torch_step():
-        try:
-            import torch
-        except ImportError:
+        torch = _torch()
+        if torch is None:
             return None
-        torch.set_num_threads(1)
         torch.manual_seed(0)
         sizes = [nin] + w["nouts"]
         layers = []
@@ -153,33 +167,17 @@ def _chain():
             return (h - 0.5) ** 2
         opt = optim.SGD([w, c], lr=0.01)
 
-        def step():
-            loss = graph()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return step, len(topo(graph()))
+        return _eager_step(graph, opt), len(topo(graph()))
 
     def tape():
         x = Value(0.0, label="x")
         w, c, loss = build(x)
-        t = Tape(loss, [x])
-        opt = optim.SGD([w, c], lr=0.01)
-        batch = Batch([[0.3]])
-
-        def step():
-            opt.zero_grad()
-            t.forward(batch)
-            t.backward()
-            opt.step()
-        return step
+        return _tape_step(Tape(loss, [x]), optim.SGD([w, c], lr=0.01), Batch([[0.3]]))
 
     def torch_step():
-        try:
-            import torch
-        except ImportError:
+        torch = _torch()
+        if torch is None:
             return None
-        torch.set_num_threads(1)
         w = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
         c = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
         x = torch.tensor(0.3, dtype=torch.float64)
@@ -197,11 +195,18 @@ def _chain():
     return dict(name="chain-20000"), (eager, tape, torch_step)
 
 
-def run(quick=False):
-    """Measure every workload on every path; return the JSON-ready dict."""
+def run(quick=False, only=None):
+    """Measure every workload (or those named in `only`) on every path; return
+    the JSON-ready dict."""
     budget = 0.3 if quick else 2.0
     results = []
     specs = [(_moons(), None), (_mlp_large(), None), _chain()]
+    if only:
+        unknown = set(only) - {w["name"] for w, _ in specs}
+        if unknown:
+            raise ValueError(f"unknown workload(s) {sorted(unknown)}: choose from "
+                             f"{', '.join(w['name'] for w, _ in specs)}")
+        specs = [(w, p) for w, p in specs if w["name"] in only]
     for w, paths in specs:
         eager, tape, torch_step = paths or _mlp_paths(w)
         with backend.use_backend("python"):
@@ -251,8 +256,13 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a rough figure)")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run only this workload (moons, mlp-4x32x32x1, chain-20000); repeatable")
     args = ap.parse_args(argv)
-    res = run(quick=args.quick)
+    try:
+        res = run(quick=args.quick, only=args.only)
+    except ValueError as e:
+        ap.error(str(e))
     if args.json:
         print(json.dumps(res))
     else:

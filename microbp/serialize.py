@@ -317,6 +317,17 @@ def read(path):
     return loads(raw, os.fsdecode(os.fspath(path)))
 
 
+def _assign(module, values, where):
+    """Check every value of the file against module, then assign them all."""
+    try:
+        plan = _plan(module, values, "params")
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{where}: {e}") from None
+    for p, x in plan:
+        p.data = x
+    return module
+
+
 def load_into(module, path):
     """Load the file at path into module, whose architecture must match it.
     Everything is checked first: on any error the module is unchanged.
@@ -326,13 +337,7 @@ def load_into(module, path):
     mine = model_info(module)
     if not _same(info, mine):
         raise FormatError(f"{where}: {_mismatch(info, mine)}")
-    try:
-        plan = _plan(module, values, "params")
-    except (TypeError, ValueError) as e:
-        raise FormatError(f"{where}: {e}") from None
-    for p, x in plan:
-        p.data = x
-    return module
+    return _assign(module, values, where)
 
 
 def load_new(cls, path):
@@ -351,13 +356,7 @@ def load_new(cls, path):
     built = model_info(module)
     if not _same(built, info):
         raise FormatError(f"{where}: {_describe(info)} builds {_describe(built)}")
-    try:
-        plan = _plan(module, values, "params")
-    except (TypeError, ValueError) as e:
-        raise FormatError(f"{where}: {e}") from None
-    for p, x in plan:
-        p.data = x
-    return module
+    return _assign(module, values, where)
 
 
 # ---------------------------------------------------------------------------
