@@ -7,9 +7,11 @@
 
 The error is a FloatingPointError naming the op, the label of its value if it
 has one, and its position (node index in topological order, and the row of
-the batch for a tape). Off by default and free when off: entering the block
-swaps in a checking node constructor, leaving it swaps the plain one back.
-The switch is process-wide (like set_backend), and blocks nest.
+the batch for a tape; for a new eager value, its creation number). Blocks nest
+and apply to the thread that enters them. Off by default and free when off:
+while some thread is inside a block, a checking node constructor is swapped
+in (it checks only for the threads inside a block); when the last block ends,
+the plain one is swapped back.
 """
 import contextlib
 import math
@@ -18,13 +20,14 @@ import threading
 from . import engine, ops
 
 _lock = threading.Lock()
-_depth = 0
+_active = 0                      # blocks open in all threads
+_local = threading.local()       # .depth: blocks open in this thread
 _plain_node = engine._node
 
 
 def enabled():
-    """True inside a detect_anomaly() block."""
-    return _depth > 0
+    """True inside a detect_anomaly() block of this thread."""
+    return getattr(_local, "depth", 0) > 0
 
 
 def _what(x):
@@ -41,10 +44,10 @@ def describe(i, op, label="", row=None):
 
 def _checked_node(op, data, a, b):
     v = _plain_node(op, data, a, b)
-    if op > ops.CONST and not math.isfinite(data):
+    if op > ops.CONST and not math.isfinite(data) and enabled():
         inputs = ", ".join(repr(x.data) for x in (a, b) if x is not None)
         raise FloatingPointError(
-            f"detect_anomaly: the value of {ops.NAMES[op]}({inputs}) (new node #{v._id}) "
+            f"detect_anomaly: the value of {ops.NAMES[op]}({inputs}) (new value number {v._id}) "
             f"became {_what(data)}")
     return v
 
@@ -83,14 +86,16 @@ def check_lanes(arr, off, vary, nr, op, labels, first_nonfinite, what, reverse=F
 @contextlib.contextmanager
 def detect_anomaly():
     """Raise FloatingPointError at the first op whose value or gradient is nan/inf."""
-    global _depth
+    global _active
     with _lock:
-        _depth += 1
+        _active += 1
         engine._node = _checked_node
+    _local.depth = getattr(_local, "depth", 0) + 1
     try:
         yield
     finally:
+        _local.depth -= 1
         with _lock:
-            _depth -= 1
-            if _depth == 0:
+            _active -= 1
+            if _active == 0:
                 engine._node = _plain_node

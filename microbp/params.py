@@ -17,22 +17,33 @@ class ParamStore:
     """data[slot] and grad[slot] of the Values bound to it, in binding order."""
 
     def __init__(self, values):
-        self.values = list(values)
-        self.data = array("d", [v.data for v in self.values])
-        self.grad = array("d", [v.grad for v in self.values])
-        self.cptrs = None      # cffi pointers into data and grad, made by the C backend
+        # no list of the Values here: a Value refers to its store, and the
+        # store referring back would make every trained model a reference cycle
+        self.data = array("d", [v.data for v in values])
+        self.grad = array("d", [v.grad for v in values])
 
     def __len__(self):
-        return len(self.values)
+        return len(self.data)
 
 
 _plain_data, _plain_grad = Value.__dict__["data"], Value.__dict__["grad"]
+
+
+def _unbound(data, grad, label):
+    v = Value(data, label)
+    v.grad = grad
+    return v
 
 
 class BoundValue(Value):
     """A leaf Value whose data and grad live in a ParamStore."""
 
     __slots__ = ()
+
+    def __reduce__(self):
+        # a copy (copy.deepcopy, pickle) is a plain Value with the same numbers,
+        # not a second view of this store
+        return _unbound, (self.data, self.grad, self.label)
 
     @property
     def data(self):

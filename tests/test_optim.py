@@ -361,3 +361,35 @@ def test_valid_edge_arguments_accepted():
     Adam([w], lr=0.1, betas=[0.0, 0.0], eps=1e-300)
     opt = SGD((v for v in [Value(1.0)]), lr=0.1)   # any iterable
     assert len(opt.params) == 1
+
+
+def test_bound_parameters_copy_and_pickle_as_plain_values():
+    import copy
+    import pickle
+    from microbp import nn
+    model = nn.MLP(2, [3, 1], seed=0)
+    opt = SGD(model.parameters(), lr=0.1)
+    model.parameters()[0].grad = 0.25
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        mine, theirs = model.parameters(), twin.parameters()
+        assert [p.data for p in theirs] == [p.data for p in mine]
+        assert theirs[0].grad == 0.25
+        theirs[0].data = 123.0                 # a copy, not a view of the same store
+        assert mine[0].data != 123.0
+    opt.step()
+
+
+def test_a_trained_model_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+    from microbp import nn
+    gc.collect()
+    gc.disable()
+    try:
+        model = nn.MLP(2, [3, 1], seed=0)
+        opt = SGD(model.parameters(), lr=0.1)
+        store = weakref.ref(opt._groups[0][0])
+        del model, opt
+        assert store() is None
+    finally:
+        gc.enable()

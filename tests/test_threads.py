@@ -78,3 +78,29 @@ def test_use_backend_is_per_thread_and_set_backend_is_global():
         assert microbp.get_backend() == "c"
     finally:
         microbp.set_backend(start)
+
+
+def test_detect_anomaly_applies_to_its_own_thread():
+    from microbp import detect_anomaly
+    entered, release, errors = threading.Event(), threading.Event(), []
+
+    def inside():
+        with detect_anomaly():
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=inside)
+    t.start()
+    entered.wait(5)
+    try:
+        y = Value(0.0).log()              # another thread's block: no error here
+        assert y.data == float("-inf")
+    finally:
+        release.set()
+        t.join(5)
+    with detect_anomaly():
+        try:
+            Value(0.0).log()
+        except FloatingPointError as e:
+            errors.append(e)
+    assert len(errors) == 1
