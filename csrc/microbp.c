@@ -17,6 +17,9 @@
 
 static const int arity[NUM_OPS] = MBP_ARITY;
 
+int mbp_num_ops(void) { return NUM_OPS; }
+int mbp_arity(int op) { return (op >= 0 && op < NUM_OPS) ? arity[op] : -1; }
+
 /* ------------------------------------------------------------------------ */
 /* the rules of a tape, checked before any sweep (pyexec.check is the twin) */
 

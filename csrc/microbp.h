@@ -60,6 +60,10 @@ int mbp_momentum(double *data, double *vel, const double *grad, int64_t nslots,
 int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nslots,
              int64_t nstate, const int32_t *slots, int64_t k, double lr, double beta1, double beta2,
              double eps, double bc1, double bc2);
+/* the op table the core was built from: the number of ops, and an op's arity (-1: no such op) */
+int mbp_num_ops(void);
+int mbp_arity(int op);
+
 /* the index of the first nan or inf in x[start:stop], -1 if none, -2 for a bad range */
 int64_t mbp_first_nonfinite(const double *x, int64_t n, int64_t start, int64_t stop);
 

@@ -40,17 +40,12 @@ MACROS = ops.c_macros() + [("MBP_ARITY", "{" + ",".join(str(k) for k in ops.ARIT
 
 PREAMBLE = """
 #include "microbp.h"
-static const int mbp_arity_table[NUM_OPS] = MBP_ARITY;
 const char *mbp_build_flags(void) { return "%s"; }
-int mbp_num_ops(void) { return NUM_OPS; }
-int mbp_arity(int op) { return (op >= 0 && op < NUM_OPS) ? mbp_arity_table[op] : -1; }
 """ % " ".join(CFLAGS + LDFLAGS).replace("\\", "\\\\").replace('"', '\\"')
 
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_from_header(os.path.join(CSRC, "microbp.h")) + """
 const char *mbp_build_flags(void);
-int mbp_num_ops(void);
-int mbp_arity(int op);
 """)
 ffibuilder.set_source(
     "microbp._cmicrobp",

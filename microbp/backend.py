@@ -53,7 +53,7 @@ def _resolve(name, what="backend"):
     return key
 
 
-_default = _resolve(os.environ.get("MICROBP_BACKEND", "auto"), "MICROBP_BACKEND")
+_default = _resolve(os.environ.get("MICROBP_BACKEND") or "auto", "MICROBP_BACKEND")
 _local = threading.local()
 
 

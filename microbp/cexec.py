@@ -1,14 +1,22 @@
 """The C executor: the same functions as pyexec.py, run by the cffi module
-built from csrc/microbp.c. Importing this module fails when it is not built.
+built from csrc/microbp.c. Importing this module fails when it is not built,
+or when the build does not match the op table (a stale build).
 
 Arrays go to C as pointers into their own buffers (array.array, bytearray):
-no copies. Every length C is told is the length of the buffer it gets, and C
+no copies (backward_scalar packs its lists once). Every length C is told is
+the length of the buffer it gets, buffers C writes must be writable, and C
 checks the tape before touching memory; an error comes back as TapeError.
 """
 from array import array
 
+from . import ops
 from ._cmicrobp import ffi, lib
 from .pyexec import TapeError
+
+if lib.mbp_num_ops() != ops.NUM_OPS or any(
+        lib.mbp_arity(k) != ops.ARITY[k] for k in range(ops.NUM_OPS)):
+    raise ImportError("the C core was built from another op table than microbp/ops.py: "
+                      "rebuild it (pip install . or make)")
 
 _ERRORS = {
     lib.MBP_EOP: "unknown op code",
@@ -20,6 +28,11 @@ _ERRORS = {
 }
 
 _buf = ffi.from_buffer
+
+
+def _out(cdecl, arr):
+    """A pointer into a buffer that C writes to."""
+    return ffi.from_buffer(cdecl, arr, require_writable=True)
 
 
 def _ok(code, what):
@@ -46,13 +59,13 @@ _NO_EXT = array("i")
 
 
 def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT):
-    pv, pe = _buf("double[]", val), _buf("int32_t[]", ext)
+    pv, pe = _out("double[]", val), _buf("int32_t[]", ext)
     (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
     _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, _rows(nr), pe, len(pe)), "forward")
 
 
 def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT):
-    pd, pv, pe = _buf("double[]", adj), _buf("double[]", val), _buf("int32_t[]", ext)
+    pd, pv, pe = _out("double[]", adj), _buf("double[]", val), _buf("int32_t[]", ext)
     (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
     _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, _rows(nr), pe,
                          len(pe)),
@@ -70,7 +83,7 @@ def backward_scalar(op, a, b, val):
 
 
 def gather(val, off, nodes, slots, src):
-    pv, pf, pn = _buf("double[]", val), _buf("int64_t[]", off), _buf("int32_t[]", nodes)
+    pv, pf, pn = _out("double[]", val), _buf("int64_t[]", off), _buf("int32_t[]", nodes)
     ps, pr = _buf("int32_t[]", slots), _buf("double[]", src)
     if len(pn) != len(ps):
         raise TapeError("nodes and slots must be of one length")
@@ -78,7 +91,7 @@ def gather(val, off, nodes, slots, src):
 
 
 def scatter_add(dst, adj, off, nodes, slots):
-    pd, pa, pf = _buf("double[]", dst), _buf("double[]", adj), _buf("int64_t[]", off)
+    pd, pa, pf = _out("double[]", dst), _buf("double[]", adj), _buf("int64_t[]", off)
     pn, ps = _buf("int32_t[]", nodes), _buf("int32_t[]", slots)
     if len(pn) != len(ps):
         raise TapeError("nodes and slots must be of one length")
@@ -86,26 +99,26 @@ def scatter_add(dst, adj, off, nodes, slots):
 
 
 def load_rows(val, off, nodes, rows, nr):
-    pv, pf, pn, pr = (_buf("double[]", val), _buf("int64_t[]", off),
+    pv, pf, pn, pr = (_out("double[]", val), _buf("int64_t[]", off),
                       _buf("int32_t[]", nodes), _buf("double[]", rows))
     _ok(lib.mbp_load_rows(pv, len(pv), pf, len(pf), pn, len(pn), pr, len(pr), _rows(nr)),
         "load rows")
 
 
 def sgd(data, grad, slots, lr):
-    pd, pg, ps = _buf("double[]", data), _buf("double[]", grad), _buf("int32_t[]", slots)
+    pd, pg, ps = _out("double[]", data), _buf("double[]", grad), _buf("int32_t[]", slots)
     _ok(lib.mbp_sgd(pd, pg, min(len(pd), len(pg)), ps, len(ps), lr), "sgd")
 
 
 def momentum(data, vel, grad, slots, lr, mu):
-    pd, pv, pg = _buf("double[]", data), _buf("double[]", vel), _buf("double[]", grad)
+    pd, pv, pg = _out("double[]", data), _out("double[]", vel), _buf("double[]", grad)
     ps = _buf("int32_t[]", slots)
     _ok(lib.mbp_momentum(pd, pv, pg, min(len(pd), len(pg)), len(pv), ps, len(ps), lr, mu),
         "momentum")
 
 
 def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
-    pd, pm, pv, pg = (_buf("double[]", data), _buf("double[]", m), _buf("double[]", v),
+    pd, pm, pv, pg = (_out("double[]", data), _out("double[]", m), _out("double[]", v),
                       _buf("double[]", grad))
     ps = _buf("int32_t[]", slots)
     _ok(lib.mbp_adam(pd, pm, pv, pg, min(len(pd), len(pg)), min(len(pm), len(pv)), ps, len(ps),
@@ -113,7 +126,7 @@ def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
 
 
 def fill(dst, slots, value):
-    pd, ps = _buf("double[]", dst), _buf("int32_t[]", slots)
+    pd, ps = _out("double[]", dst), _buf("int32_t[]", slots)
     _ok(lib.mbp_fill(pd, len(pd), ps, len(ps), value), "fill")
 
 

@@ -4,11 +4,17 @@ import math
 import random
 
 
+def _count(n):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, not {type(n).__name__}")
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+
+
 def make_moons(n=100, noise=0.1, seed=1):
     """n points of two interleaving half circles with Gaussian noise; labels -1/+1.
     Returns (X, y): X a list of [x0, x1], y a list of -1.0/+1.0."""
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    _count(n)
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
     n_out = n // 2
     n_in = n - n_out
@@ -29,5 +35,6 @@ def make_moons(n=100, noise=0.1, seed=1):
 
 def make_sine(n=64, lo=-math.pi, hi=math.pi):
     """n evenly spaced points of y = sin(x) on [lo, hi]: (xs, ys)."""
+    _count(n)
     xs = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
     return xs, [math.sin(x) for x in xs]

@@ -3,8 +3,9 @@
 Each op computes its forward value now and records what backward() needs later:
 its op code and its inputs. The chain rule for every op lives in the op table
 (ops.py), beside the forward formula. A node holds no closure and no reference
-to its outputs, so a graph is a tree of plain references from the output down
-to the leaves: dropping the output frees the graph by reference counting alone.
+to its outputs, so a graph is an acyclic web of plain references from the
+output down to the leaves: dropping the output frees it by reference counting
+alone.
 """
 import itertools
 import math
@@ -29,8 +30,20 @@ def as_float(x, what="data"):
         try:
             return float(x)
         except OverflowError:
-            raise ValueError(f"{what}: {x!r} is too large for a float") from None
+            raise ValueError(f"{what}: an int of {int(x).bit_length()} bits is too large "
+                             "for a float") from None
     raise TypeError(f"{what} must be an int or float, not {type(x).__name__}")
+
+
+def as_value(x, what):
+    """x as a Value: a Value itself, or a number as a constant leaf. bool is
+    refused here (a list of model inputs or targets holding True is a slip);
+    TypeError names `what` and the type."""
+    if isinstance(x, Value):
+        return x
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return _node(CONST, as_float(x, what), None, None)
+    raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
 
 
 class Value:

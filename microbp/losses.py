@@ -16,7 +16,7 @@ exponentiates a positive number.
 """
 import numbers
 
-from .engine import Value, as_float, _const
+from .engine import Value, as_value
 
 
 # ---------------------------------------------------------------------------
@@ -27,16 +27,7 @@ def _entries(xs, name, fname):
     if not isinstance(xs, (list, tuple)):
         raise TypeError(f"{fname}: {name} must be a list of Values or numbers, "
                         f"not {type(xs).__name__}")
-    out = []
-    for i, x in enumerate(xs):
-        if isinstance(x, Value):
-            out.append(x)
-        elif isinstance(x, numbers.Real) and not isinstance(x, bool):
-            out.append(_const(as_float(x, f"{fname}: {name}[{i}]"), fname))
-        else:
-            raise TypeError(f"{fname}: {name}[{i}] must be a Value, int or float, "
-                            f"not {type(x).__name__}")
-    return out
+    return [as_value(x, f"{fname}: {name}[{i}]") for i, x in enumerate(xs)]
 
 
 def _pair(a, b, an, bn, fname):

@@ -4,8 +4,8 @@
     score = model([0.5, -1.0])              # one output -> a single Value
 
 A neuron computes act(b + w0*x0 + w1*x1 + ...), summed left to right starting
-from the bias, so that every model builds its graph in one fixed order (a C
-fast path for whole layers relies on that order to give the same doubles).
+from the bias, so that every model builds its graph in one fixed order (the
+tape recorder fuses that chain of adds and muls into one node, tape.py).
 
 Initial weights come from one random.Random per model: a fixed seed gives an
 identical model. ReLU layers use He init, w ~ N(0, 2 / fan_in); tanh, sigmoid
@@ -22,7 +22,7 @@ import numbers
 import random
 
 from . import serialize
-from .engine import Value, _const
+from .engine import Value, as_value
 
 # activation name -> the Value method that applies it (None: identity)
 ACTIVATIONS = {
@@ -78,16 +78,7 @@ def _inputs(x, nin):
                         f"not {type(x).__name__}")
     if len(x) != nin:
         raise ValueError(f"expected {nin} inputs, got {len(x)}")
-    out = []
-    for j, xj in enumerate(x):
-        if isinstance(xj, Value):
-            out.append(xj)
-        elif isinstance(xj, numbers.Real) and not isinstance(xj, bool):
-            out.append(_const(xj, f"input {j}"))
-        else:
-            raise TypeError(f"input {j} must be a Value, int or float, "
-                            f"not {type(xj).__name__}")
-    return out
+    return [as_value(xj, f"input {j}") for j, xj in enumerate(x)]
 
 
 def _init_std(act, fan_in, fan_out):

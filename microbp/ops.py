@@ -17,7 +17,8 @@ import math
 from collections import namedtuple
 
 inf = math.inf
-nan = math.nan
+nan = inf - inf     # the default nan of the hardware, as C's 0/0 and log(-1) give it
+                    # (math.nan has the other sign bit on x86)
 
 # ---------------------------------------------------------------------------
 # IEEE-754 versions of the Python float operations that raise instead.
@@ -29,8 +30,10 @@ def ieee_div(x, y):
     try:
         return x / y
     except ZeroDivisionError:          # x / +-0
-        if x != x or x == 0.0:
-            return nan                 # 0/0, nan/0
+        if x != x:
+            return x                   # nan/0: the nan goes on, as in C
+        if x == 0.0:
+            return nan                 # 0/0
         return math.copysign(inf, x) * math.copysign(1.0, y)
 
 
@@ -154,7 +157,6 @@ OPS = (
 
 assert all(op.code == i for i, op in enumerate(OPS))
 NUM_OPS = len(OPS)
-BY_NAME = {op.name: op for op in OPS}
 NAMES = tuple(op.name for op in OPS)
 ARITY = tuple(op.arity for op in OPS)
 GRAD_B = tuple(op.grad_b for op in OPS)

@@ -91,8 +91,10 @@ class Adam(Optimizer):
     w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError("betas must be a pair (beta1, beta2)")
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"betas must be a pair (beta1, beta2), not {type(betas).__name__}")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {len(betas)} numbers")
         self.beta1, self.beta2 = (_rate(b, f"betas[{k}]", allow_zero=True)
                                   for k, b in enumerate(betas))
         if self.beta1 >= 1.0 or self.beta2 >= 1.0:

@@ -46,6 +46,18 @@ def lin_terms(ext, start):
     return [(ext[start + 1 + 2 * j], ext[start + 2 + 2 * j]) for j in range(k)]
 
 
+def inputs_vary(i, op, a, b, vary, ext):
+    """1 if any input of the (non-leaf) node i varies: what vary[i] must be."""
+    o = op[i]
+    v = vary[a[i]]
+    if _ARITY[o] == 2:
+        v |= vary[b[i]]
+    if o == LIN:
+        for p, q in lin_terms(ext, b[i]):
+            v |= vary[p] | vary[q]
+    return v
+
+
 def check(op, a, b, vary, off, nr, nval, ext=()):
     """Raise TapeError unless the arrays describe a valid tape (what C checks too)."""
     n = len(op)
@@ -65,16 +77,13 @@ def check(op, a, b, vary, off, nr, nval, ext=()):
             raise TapeError(f"node {i}: input b={b[i]} is not an earlier node")
         if vary[i] not in (0, 1):
             raise TapeError(f"node {i}: vary must be 0 or 1")
-        expect = vary[a[i]] | (vary[b[i]] if k == 2 else 0) if k >= 1 else vary[i]
         if o == LIN:
             s = b[i]
             if not (0 <= s < len(ext) and 1 <= ext[s] and s + 1 + 2 * ext[s] <= len(ext)):
                 raise TapeError(f"node {i}: lin term list at ext[{s}] is out of range")
-            for p, q in lin_terms(ext, s):
-                if not (0 <= p < i and 0 <= q < i):
-                    raise TapeError(f"node {i}: lin term ({p}, {q}) is not of earlier nodes")
-                expect |= vary[p] | vary[q]
-        if vary[i] != expect:
+            if not all(0 <= p < i and 0 <= q < i for p, q in lin_terms(ext, s)):
+                raise TapeError(f"node {i}: a lin term is not of earlier nodes")
+        if k >= 1 and vary[i] != inputs_vary(i, op, a, b, vary, ext):
             raise TapeError(f"node {i}: varies unlike its inputs")
         if off[i] != end:
             raise TapeError(f"node {i}: offset {off[i]} breaks the layout")
@@ -305,7 +314,7 @@ def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
         m[j] = beta1 * m[j] + (1.0 - beta1) * gr
         v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr)
         mhat, vhat = ieee_div(m[j], bc1), ieee_div(v[j], bc2)   # bias correction
-        root = math.sqrt(vhat) if not vhat < 0.0 else math.nan   # C's sqrt: no exception
+        root = math.sqrt(vhat) if not vhat < 0.0 else ops.nan    # C's sqrt: no exception
         data[s] = data[s] - ieee_div(lr * mhat, root + eps)
 
 

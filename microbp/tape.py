@@ -16,7 +16,7 @@ from .backend import executor
 from .engine import Value, LEAF, as_float
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, ARITY
-from .pyexec import layout
+from .pyexec import layout, inputs_vary
 
 
 class Batch:
@@ -135,15 +135,12 @@ class Tape:
         nodes, op, a, b, self.ext = fuse_linear(nodes, op, a, b)
         pos = {v: i for i, v in enumerate(nodes)}
         slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
-        vary = bytearray(len(nodes))
+        vary = bytearray(len(nodes))          # 1: depends on an input slot
         for i, o in enumerate(op):
             if o == LEAF:
                 vary[i] = i in slot_of
-            elif o == LIN:
-                k = self.ext[b[i]]
-                vary[i] = vary[a[i]] | any(vary[p] for p in self.ext[b[i] + 1:b[i] + 1 + 2 * k])
-            elif a[i] >= 0:
-                vary[i] = vary[a[i]] | (vary[b[i]] if b[i] >= 0 else 0)
+            elif ARITY[o] >= 1:
+                vary[i] = inputs_vary(i, op, a, b, vary, self.ext)
 
         self.n = len(nodes)
         self.labels = {i: v.label for i, v in enumerate(nodes) if v.label}

@@ -88,6 +88,10 @@ def build(steps):
 
 
 def bits(x):
+    # every bit, except that all nans count as one: IEEE 754 leaves the sign and
+    # payload of a nan unspecified, and when two nans of different signs meet
+    # (a user's float("nan") and a 0/0), which one comes out depends on the
+    # operand order the compiler picked, in CPython as in the C core
     return b"nan" if x != x else struct.pack("<d", x)
 
 
