@@ -46,6 +46,33 @@ def as_value(x, what):
     raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
 
 
+def setting(x, name, allow_zero=False):
+    """x as a finite float > 0 (>= 0 with allow_zero), for a setting such as a
+    learning rate or a tolerance; TypeError/ValueError naming `name`."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
+    x = as_float(x, name)
+    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
+    return x
+
+
+def leaf_values(xs, name, hint):
+    """xs as a list of distinct leaf Values; TypeError/ValueError naming `name`
+    and the offending entry otherwise (`hint` says what the list is for)."""
+    if isinstance(xs, Value) or not hasattr(xs, "__iter__"):
+        raise TypeError(f"{name} must be a list of leaf Values ({hint})")
+    xs = list(xs)
+    for j, v in enumerate(xs):
+        if not isinstance(v, Value):
+            raise TypeError(f"{name}[{j}] must be a Value, not {type(v).__name__}")
+        if v._op != LEAF:
+            raise ValueError(f"{name}[{j}] must be a leaf Value, not the output of {v.op!r}")
+    if len(set(map(id, xs))) != len(xs):
+        raise ValueError(f"{name} must not repeat a Value")
+    return xs
+
+
 class Value:
     """A scalar with a gradient. `Value(2.0, label="x")`."""
 

@@ -12,24 +12,13 @@ gradcheck leaves no trace: the .data and .grad of every value, and the .grad
 of every node of f's graph (parameters that f uses but that are not checked,
 say), are what they were before the call, whether it returns or raises.
 """
-import math
-import numbers
 
-from .engine import Value
+from .engine import Value, setting
 from .graph import topo
 
 
 class GradcheckError(AssertionError):
     """An analytic gradient that disagrees with its central difference."""
-
-
-def _tolerance(x, name, positive):
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
-    x = float(x)
-    if not math.isfinite(x) or x < 0.0 or (positive and x == 0.0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {x!r}")
-    return x
 
 
 def _scalar(f, values):
@@ -55,9 +44,9 @@ def gradcheck(f, values, eps=1e-6, atol=1e-6, rtol=1e-4):
     for i, v in enumerate(values):
         if not isinstance(v, Value):
             raise TypeError(f"values[{i}] must be a Value, not {type(v).__name__}")
-    eps = _tolerance(eps, "eps", positive=True)
-    atol = _tolerance(atol, "atol", positive=False)
-    rtol = _tolerance(rtol, "rtol", positive=False)
+    eps = setting(eps, "eps")
+    atol = setting(atol, "atol", allow_zero=True)
+    rtol = setting(rtol, "rtol", allow_zero=True)
 
     values = list(values)
     saved = [(v.data, v.grad) for v in values]

@@ -5,21 +5,11 @@ grad then live in flat arrays, and step() / zero_grad() update them in one
 call of the selected backend (the C and Python kernels give the same doubles).
 `.data` and `.grad` of each Value stay truthful at all times.
 """
-import math
 from array import array
 
 from . import params as _params
 from .backend import executor
-from .engine import Value, LEAF
-
-
-def _rate(x, name, allow_zero=False):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
-    x = float(x)
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
-    return x
+from .engine import leaf_values, setting
 
 
 class Optimizer:
@@ -28,19 +18,10 @@ class Optimizer:
     binds the parameters last: a constructor that fails changes nothing."""
 
     def __init__(self, params, lr):
-        if isinstance(params, Value) or not hasattr(params, "__iter__"):
-            raise TypeError("params must be a list of Values (e.g. model.parameters())")
-        params = list(params)
+        params = leaf_values(params, "params", "e.g. model.parameters()")
         if not params:
             raise ValueError("params is empty: give the optimizer at least one Value")
-        for j, p in enumerate(params):
-            if not isinstance(p, Value):
-                raise TypeError(f"params[{j}] must be a Value, not {type(p).__name__}")
-            if p._op != LEAF:
-                raise ValueError(f"params[{j}] must be a leaf Value, not the output of {p.op!r}")
-        if len(set(map(id, params))) != len(params):
-            raise ValueError("params must not list a Value twice")
-        self.lr = _rate(lr, "lr")
+        self.lr = setting(lr, "lr")
         self.params = params
         self.steps = 0
         self._groups = [(store, slots) for store, slots, _ in _params.bind(params)]
@@ -59,7 +40,7 @@ class SGD(Optimizer):
     """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ..."""
 
     def __init__(self, params, lr=0.01, decay=0.0):
-        self.decay = _rate(decay, "decay", allow_zero=True)
+        self.decay = setting(decay, "decay", allow_zero=True)
         super().__init__(params, lr)
 
     def step(self):
@@ -74,7 +55,7 @@ class Momentum(Optimizer):
     """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0)."""
 
     def __init__(self, params, lr=0.01, mu=0.9):
-        self.mu = _rate(mu, "mu", allow_zero=True)
+        self.mu = setting(mu, "mu", allow_zero=True)
         super().__init__(params, lr)
         self._vel = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
 
@@ -95,11 +76,11 @@ class Adam(Optimizer):
             raise TypeError(f"betas must be a pair (beta1, beta2), not {type(betas).__name__}")
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {len(betas)} numbers")
-        self.beta1, self.beta2 = (_rate(b, f"betas[{k}]", allow_zero=True)
+        self.beta1, self.beta2 = (setting(b, f"betas[{k}]", allow_zero=True)
                                   for k, b in enumerate(betas))
         if self.beta1 >= 1.0 or self.beta2 >= 1.0:
             raise ValueError(f"betas must be in [0, 1), got {tuple(betas)}")
-        self.eps = _rate(eps, "eps")
+        self.eps = setting(eps, "eps")
         super().__init__(params, lr)
         self._m = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
         self._v = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]

@@ -13,7 +13,7 @@ from itertools import chain
 
 from . import anomaly, params as _params
 from .backend import executor
-from .engine import Value, LEAF, as_float
+from .engine import Value, LEAF, as_float, leaf_values
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, ARITY
 from .pyexec import layout, inputs_vary
@@ -119,16 +119,7 @@ class Tape:
     def __init__(self, output, inputs=()):
         if not isinstance(output, Value):
             raise TypeError(f"output must be a Value, not {type(output).__name__}")
-        if isinstance(inputs, Value) or not hasattr(inputs, "__iter__"):
-            raise TypeError("inputs must be a list of leaf Values (the input slots)")
-        inputs = list(inputs)
-        for j, v in enumerate(inputs):
-            if not isinstance(v, Value):
-                raise TypeError(f"inputs[{j}] must be a Value, not {type(v).__name__}")
-            if v._op != LEAF:
-                raise ValueError(f"inputs[{j}] must be a leaf Value, not the output of {v.op!r}")
-        if len(set(map(id, inputs))) != len(inputs):
-            raise ValueError("inputs must not repeat a Value")
+        inputs = leaf_values(inputs, "inputs", "the input slots")
 
         nodes = topo(output)
         op, a, b, _ = flatten(nodes)
