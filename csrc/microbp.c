@@ -1,240 +1,287 @@
 /*
- * microbp C core: run a recorded graph forward up its flat node array and
- * backward down it, with the rows of a batch as the lanes of each node.
+ * microbp C core: run a recorded graph forward up its flat node array,
+ * backward down it, and its tangents (forward mode) up it, with the rows of a
+ * batch as the lanes of each node.
  *
- * This file mirrors microbp/pyexec.py case by case: same formulas, same
- * operation order, same libm calls, so both give bit-identical doubles.
- * Build with -ffp-contract=off and never -ffast-math (microbp/_cbuild.py).
- * The op codes OP_<NAME>, NUM_OPS and MBP_ARITY come from microbp/ops.py.
+ * The per-op arithmetic is not written here: csrc/ops_generated.h is
+ * generated from the op table (microbp/ops.py), the same rows the Python
+ * executor (microbp/pyexec.py) compiles its kernels from. This file holds the
+ * lane loops those kernels run in, the tape check, the fused lin node, and
+ * the moves of parameters and batches in and out of a tape. Same formulas,
+ * same operation order, same libm calls as the Python side: bit-identical
+ * doubles. Build with -ffp-contract=off and never -ffast-math.
  */
 #include <math.h>
-#include <string.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "microbp.h"
 
-#if !defined(OP_ADD) || !defined(MBP_ARITY)
-#error "the op codes come from microbp/ops.py: build through microbp/_cbuild.py"
+/* sign(+-0) = sign(nan) = 0, like torch.sign (the op table's sign()) */
+static inline double mbp_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0); }
+
+/* The lane loops. Inlined into each op's case with the op's scalar function,
+ * and once per stride pattern (an input that does not vary is read at lane 0),
+ * so that the compiler sees plain loops over arrays. */
+#if defined(__GNUC__)
+#define LANE_LOOP static inline __attribute__((always_inline))
+#else
+#define LANE_LOOP static inline
 #endif
 
-static const int arity[NUM_OPS] = MBP_ARITY;
+typedef double (*forward_fn)(double a, double b);
+typedef double (*local_fn)(double u, double a, double b, double out);
+
+LANE_LOOP void forward_strided(double *out, int64_t w, const double *a, int64_t sa,
+                               const double *b, int64_t sb, forward_fn f) {
+    for (int64_t r = 0; r < w; r++) out[r] = f(a[r * sa], b[r * sb]);
+}
+
+/* out[r] = f(a[r], b[r]) for the w lanes of a node */
+LANE_LOOP void forward_lanes(double *out, int64_t w, const double *a, int va,
+                             const double *b, int vb, forward_fn f) {
+    if (va && vb)  forward_strided(out, w, a, 1, b, 1, f);
+    else if (va)   forward_strided(out, w, a, 1, b, 0, f);
+    else if (vb)   forward_strided(out, w, a, 0, b, 1, f);
+    else           forward_strided(out, w, a, 0, b, 0, f);
+}
+
+/* the sum of w lanes: 4 running sums from -0.0 (the exact additive
+ * identity), lane r into sum r % 4, then (s0 + s1) + (s2 + s3) */
+LANE_LOOP double lane_sum_strided(int64_t w, const double *g, const double *out,
+                                  const double *a, int64_t sa, const double *b, int64_t sb,
+                                  local_fn f) {
+    double s0 = -0.0, s1 = -0.0, s2 = -0.0, s3 = -0.0;
+    int64_t r = 0;
+    for (; r + 4 <= w; r += 4) {
+        s0 += f(g[r], a[r * sa], b[r * sb], out[r]);
+        s1 += f(g[r + 1], a[(r + 1) * sa], b[(r + 1) * sb], out[r + 1]);
+        s2 += f(g[r + 2], a[(r + 2) * sa], b[(r + 2) * sb], out[r + 2]);
+        s3 += f(g[r + 3], a[(r + 3) * sa], b[(r + 3) * sb], out[r + 3]);
+    }
+    if (r < w) s0 += f(g[r], a[r * sa], b[r * sb], out[r]);
+    if (r + 1 < w) s1 += f(g[r + 1], a[(r + 1) * sa], b[(r + 1) * sb], out[r + 1]);
+    if (r + 2 < w) s2 += f(g[r + 2], a[(r + 2) * sa], b[(r + 2) * sb], out[r + 2]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+LANE_LOOP void backward_strided(double *d, int vd, int64_t w, const double *g,
+                                const double *out, const double *a, int64_t sa,
+                                const double *b, int64_t sb, local_fn f) {
+    if (vd) for (int64_t r = 0; r < w; r++) d[r] += f(g[r], a[r * sa], b[r * sb], out[r]);
+    else d[0] += lane_sum_strided(w, g, out, a, sa, b, sb, f);
+}
+
+/* d[r] += f(g[r], a[r], b[r], out[r]) lane by lane, or d[0] += their lane sum
+ * when the input d belongs to does not vary */
+LANE_LOOP void backward_lanes(double *d, int vd, int64_t w, const double *g, const double *out,
+                              const double *a, int va, const double *b, int vb, local_fn f) {
+    if (va && vb)  backward_strided(d, vd, w, g, out, a, 1, b, 1, f);
+    else if (va)   backward_strided(d, vd, w, g, out, a, 1, b, 0, f);
+    else if (vb)   backward_strided(d, vd, w, g, out, a, 0, b, 1, f);
+    else           backward_strided(d, vd, w, g, out, a, 0, b, 0, f);
+}
+
+LANE_LOOP void tangent_strided(double *tout, int64_t w, const double *ta, int ha,
+                               const double *tb, int hb, const double *out,
+                               const double *a, int64_t sa, const double *b, int64_t sb,
+                               local_fn fa, local_fn fb) {
+    for (int64_t r = 0; r < w; r++) {
+        const double x = a[r * sa], y = b[r * sb];
+        if (ha && hb) tout[r] = fa(ta[r], x, y, out[r]) + fb(tb[r], x, y, out[r]);
+        else if (ha)  tout[r] = fa(ta[r], x, y, out[r]);
+        else          tout[r] = fb(tb[r], x, y, out[r]);
+    }
+}
+
+/* tout[r] = ta[r] * d out/d a (+ tb[r] * d out/d b), over the inputs that
+ * carry a tangent (ha, hb: those that vary); an input without one adds nothing */
+LANE_LOOP void tangent_lanes(double *tout, int64_t w, const double *ta, int ha,
+                             const double *tb, int hb, const double *out,
+                             const double *a, int va, const double *b, int vb,
+                             local_fn fa, local_fn fb) {
+    if (va && vb)  tangent_strided(tout, w, ta, ha, tb, hb, out, a, 1, b, 1, fa, fb);
+    else if (va)   tangent_strided(tout, w, ta, ha, tb, hb, out, a, 1, b, 0, fa, fb);
+    else if (vb)   tangent_strided(tout, w, ta, ha, tb, hb, out, a, 0, b, 1, fa, fb);
+}
+
+#include "ops_generated.h"
 
 int mbp_num_ops(void) { return NUM_OPS; }
-int mbp_arity(int op) { return (op >= 0 && op < NUM_OPS) ? arity[op] : -1; }
+int mbp_arity(int op) { return (op >= 0 && op < NUM_OPS) ? op_arity[op] : -1; }
 
 /* ------------------------------------------------------------------------ */
-/* the rules of a tape, checked before any sweep (pyexec.check is the twin) */
+/* the rules of a tape, checked before any sweep (tapeformat.check is the twin) */
 
-static int check_tape(const int32_t *op, const int32_t *a, const int32_t *b,
-                      const uint8_t *vary, const int64_t *off,
-                      int64_t n, int64_t nr, int64_t nval,
-                      const int32_t *ext, int64_t next) {
-    if (n <= 0 || nr <= 0 || nval < 0 || next < 0) return MBP_ESIZE;
+static int check_tape(const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                      const uint8_t *varies, const int64_t *offset,
+                      int64_t nnodes, int64_t nrows, int64_t nval,
+                      const int32_t *terms, int64_t nterms) {
+    if (nnodes <= 0 || nrows <= 0 || nval < 0 || nterms < 0) return MBP_ESIZE;
     int64_t end = 0;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < nnodes; i++) {
         const int32_t o = op[i];
         if (o < 0 || o >= NUM_OPS) return MBP_EOP;
-        const int k = arity[o];
-        if (k >= 1 && (a[i] < 0 || a[i] >= i)) return MBP_EINDEX;
-        if (k == 2 && (b[i] < 0 || b[i] >= i)) return MBP_EINDEX;
-        if (vary[i] > 1) return MBP_EVARY;
-        int expect = k >= 1 ? (vary[a[i]] | (k == 2 ? vary[b[i]] : 0)) : vary[i];
-        if (o == OP_LIN) {                    /* ext[b] = k, then k pairs (p, q) */
-            const int64_t s = b[i];
-            if (s < 0 || s >= next || ext[s] < 1 || ext[s] > (next - s - 1) / 2)
+        const int k = op_arity[o];
+        if (k >= 1 && (in_a[i] < 0 || in_a[i] >= i)) return MBP_EINDEX;
+        if (k == 2 && (in_b[i] < 0 || in_b[i] >= i)) return MBP_EINDEX;
+        if (varies[i] > 1) return MBP_EVARY;
+        int expect = k >= 1 ? (varies[in_a[i]] | (k == 2 ? varies[in_b[i]] : 0)) : varies[i];
+        if (o == OP_LIN) {                    /* terms[s] = k, then k pairs (p, q) */
+            const int64_t s = in_b[i];
+            if (s < 0 || s >= nterms || terms[s] < 1 || terms[s] > (nterms - s - 1) / 2)
                 return MBP_EINDEX;
-            for (int64_t t = s + 1; t <= s + 2 * (int64_t)ext[s]; t++) {
-                if (ext[t] < 0 || ext[t] >= i) return MBP_EINDEX;
-                expect |= vary[ext[t]];
+            for (int64_t t = s + 1; t <= s + 2 * (int64_t)terms[s]; t++) {
+                if (terms[t] < 0 || terms[t] >= i) return MBP_EINDEX;
+                expect |= varies[terms[t]];
             }
         }
-        if (vary[i] != expect) return MBP_EVARY;
-        if (off[i] != end) return MBP_ELAYOUT;
-        const int64_t width = vary[i] ? nr : 1;
+        if (varies[i] != expect) return MBP_EVARY;
+        if (offset[i] != end) return MBP_ELAYOUT;
+        const int64_t width = varies[i] ? nrows : 1;
         if (width > nval - end) return MBP_ESIZE;       /* no overflow: end <= nval */
         end += width;
     }
     return MBP_OK;
 }
 
-/* Instantiate BODY once per stride pattern of the inputs, so that each loop
- * knows at compile time whether input a (SA) and input b (SB) vary by lane. */
-#define STRIDES(...)                                                \
-    if (sa && sb)  { const int64_t SA = 1, SB = 1; __VA_ARGS__ }    \
-    else if (sa)   { const int64_t SA = 1, SB = 0; __VA_ARGS__ }    \
-    else if (sb)   { const int64_t SA = 0, SB = 1; __VA_ARGS__ }    \
-    else           { const int64_t SA = 0, SB = 0; __VA_ARGS__ }
-
 /* ------------------------------------------------------------------------ */
-/* forward: out lanes = f(x lanes, y lanes)                                   */
+/* lin: acc = base, then acc = acc + p*q for each term: a fused chain of add
+ * and mul nodes with the same roundings (-ffp-contract=off, no fma).
+ * forward, backward and tangent side by side.                               */
 
-#define MAP(...) STRIDES(                                        \
-    for (int64_t r = 0; r < w; r++) {                             \
-        const double x = A[r * SA], y = B[r * SB]; (void)y;       \
-        O[r] = (__VA_ARGS__);                                      \
-    })
-
-/* lin: acc = base, then acc = acc + p*q for each term (a fused chain of add
- * and mul nodes, with the same roundings: -ffp-contract=off, no fma) */
-static void lin_forward(double *O, int64_t w, const double *val, const int64_t *off,
-                        const uint8_t *vary, int32_t base, const int32_t *t, int32_t k) {
-    const double *X = val + off[base];
-    if (vary[base]) for (int64_t r = 0; r < w; r++) O[r] = X[r];
-    else            for (int64_t r = 0; r < w; r++) O[r] = X[0];
+static void lin_forward(double *out, int64_t w, const double *val, const int64_t *offset,
+                        const uint8_t *varies, int32_t base, const int32_t *t, int32_t k) {
+    const double *acc = val + offset[base];
+    if (varies[base]) for (int64_t r = 0; r < w; r++) out[r] = acc[r];
+    else              for (int64_t r = 0; r < w; r++) out[r] = acc[0];
     for (int32_t j = 0; j < k; j++) {
-        const double *A = val + off[t[2 * j]], *B = val + off[t[2 * j + 1]];
-        const int sa = vary[t[2 * j]], sb = vary[t[2 * j + 1]];
-        STRIDES(for (int64_t r = 0; r < w; r++) O[r] = O[r] + A[r * SA] * B[r * SB];)
+        const int32_t p = t[2 * j], q = t[2 * j + 1];
+        const double *P = val + offset[p], *Q = val + offset[q];
+        const int64_t sp = varies[p], sq = varies[q];
+        for (int64_t r = 0; r < w; r++) out[r] = out[r] + P[r * sp] * Q[r * sq];
     }
 }
 
+/* the contributions of the unfused adds and muls, in the order their sweep
+ * makes them: terms last to first, the base just before term 0 */
+static void lin_backward(double *adj, const double *val, const int64_t *offset,
+                         const uint8_t *varies, int64_t i, int64_t w,
+                         int32_t base, const int32_t *t, int32_t k) {
+    const double *g = adj + offset[i];
+    for (int32_t j = k - 1; j >= 0; j--) {
+        if (j == 0)                                   /* add: passes g on */
+            backward_lanes(adj + offset[base], varies[base], w, g, g, g, 1, g, 1, add_grad_a);
+        const int32_t p = t[2 * j], q = t[2 * j + 1];
+        const double *P = val + offset[p], *Q = val + offset[q];
+        const int vp = varies[p], vq = varies[q];
+        if (vp || vq) {                               /* the product varies */
+            backward_lanes(adj + offset[p], vp, w, g, g, P, vp, Q, vq, mul_grad_a);
+            backward_lanes(adj + offset[q], vq, w, g, g, P, vp, Q, vq, mul_grad_b);
+        } else {                                      /* one product, one gradient */
+            const double gm = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);
+            adj[offset[p]] += mul_grad_a(gm, P[0], Q[0], 0.0);
+            adj[offset[q]] += mul_grad_b(gm, P[0], Q[0], 0.0);
+        }
+    }
+}
+
+/* tangent of acc + p*q + ...: the unfused nodes' tangents in their order; a
+ * mul of two non-varying nodes has no tangent and the add passes acc's on */
+static void lin_tangent(double *tout, int64_t w, const double *val, const double *tan,
+                        const int64_t *offset, const uint8_t *varies,
+                        int32_t base, const int32_t *t, int32_t k) {
+    int has = varies[base];
+    if (has) for (int64_t r = 0; r < w; r++) tout[r] = tan[offset[base] + r];
+    for (int32_t j = 0; j < k; j++) {
+        const int32_t p = t[2 * j], q = t[2 * j + 1];
+        const int vp = varies[p], vq = varies[q];
+        if (!vp && !vq) continue;
+        const double *P = val + offset[p], *Q = val + offset[q];
+        const double *TP = tan + offset[p], *TQ = tan + offset[q];
+        for (int64_t r = 0; r < w; r++) {
+            const double x = P[vp ? r : 0], y = Q[vq ? r : 0];
+            double m;
+            if (vp && vq) m = mul_tangent_a(TP[r], x, y, 0.0) + mul_tangent_b(TQ[r], x, y, 0.0);
+            else if (vp)  m = mul_tangent_a(TP[r], x, y, 0.0);
+            else          m = mul_tangent_b(TQ[r], x, y, 0.0);
+            tout[r] = has ? add_tangent_a(tout[r], 0.0, 0.0, 0.0) + m : m;
+        }
+        has = 1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* the three sweeps                                                           */
+
 int mbp_forward(double *val, int64_t nval,
-                const int32_t *op, const int32_t *a, const int32_t *b,
-                const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
-                const int32_t *ext, int64_t next) {
-    const int e = check_tape(op, a, b, vary, off, n, nr, nval, ext, next);
+                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                const int32_t *terms, int64_t nterms) {
+    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
     if (e) return e;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < nnodes; i++) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
-        const int64_t w = vary[i] ? nr : 1;            /* lanes of this node */
+        const int64_t w = varies[i] ? nrows : 1;       /* lanes of this node */
         if (o == OP_LIN) {
-            lin_forward(val + off[i], w, val, off, vary, a[i], ext + b[i] + 1, ext[b[i]]);
+            lin_forward(val + offset[i], w, val, offset, varies, in_a[i],
+                        terms + in_b[i] + 1, terms[in_b[i]]);
             continue;
         }
-        const int bin = arity[o] == 2;
-        const double *A = val + off[a[i]];
-        const double *B = bin ? val + off[b[i]] : A;
-        const int sa = vary[a[i]], sb = bin ? vary[b[i]] : sa;
-        double *O = val + off[i];
-        switch (o) {
-        case OP_ADD:     MAP(x + y); break;
-        case OP_SUB:     MAP(x - y); break;
-        case OP_MUL:     MAP(x * y); break;
-        case OP_DIV:     MAP(x / y); break;
-        case OP_POW:     MAP(pow(x, y)); break;
-        case OP_POWC:    MAP(pow(x, y)); break;
-        case OP_NEG:     MAP(-x); break;
-        case OP_EXP:     MAP(exp(x)); break;
-        case OP_LOG:     MAP(log(x)); break;
-        case OP_TANH:    MAP(tanh(x)); break;
-        case OP_SIGMOID: MAP(1.0 / (1.0 + exp(-x))); break;
-        case OP_RELU:    MAP(x < 0.0 ? 0.0 : x); break;
-        case OP_ABS:     MAP(fabs(x)); break;
-        }
+        const int32_t b = op_arity[o] == 2 ? in_b[i] : in_a[i];
+        op_forward(o, val + offset[i], w, val + offset[in_a[i]], varies[in_a[i]],
+                   val + offset[b], varies[b]);
     }
     return MBP_OK;
 }
 
-/* ------------------------------------------------------------------------ */
-/* backward: input adjoint += g * local derivative, lane by lane; an input
- * that does not vary gets the sum over lanes: 4 running sums started at -0.0
- * (the exact additive identity), lane r into sum r % 4.                     */
-
-#define LANE(r)                                                   \
-    const double x = A[(r) * SA], y = B[(r) * SB];                \
-    const double g = G[r], o = O[r];                              \
-    (void)x; (void)y; (void)g; (void)o
-
-#define ACC(D, SD, expr)                                                   \
-    if (SD) {                                                              \
-        for (int64_t r = 0; r < w; r++) { LANE(r); D[r] += (expr); }       \
-    } else {                                                               \
-        double s0 = -0.0, s1 = -0.0, s2 = -0.0, s3 = -0.0;                 \
-        int64_t r = 0;                                                     \
-        for (; r + 4 <= w; r += 4) {                                       \
-            { LANE(r);     s0 += (expr); }  { LANE(r + 1); s1 += (expr); } \
-            { LANE(r + 2); s2 += (expr); }  { LANE(r + 3); s3 += (expr); } \
-        }                                                                  \
-        for (; r < w; r++) {                                               \
-            LANE(r); const double c = (expr);                              \
-            if ((r & 3) == 0) s0 += c; else if ((r & 3) == 1) s1 += c; else s2 += c; \
-        }                                                                  \
-        D[0] += (s0 + s1) + (s2 + s3);                                     \
-    }
-
-#define GRAD2(ga, gb) STRIDES(ACC(DA, SA, ga) ACC(DB, SB, gb))
-#define GRAD1(ga)     STRIDES(ACC(DA, SA, ga))
-
-/* the sum of w lanes: 4 running sums from -0.0, lane r into sum r % 4 */
-static double lane_sum(const double *G, int64_t w) {
-    double s0 = -0.0, s1 = -0.0, s2 = -0.0, s3 = -0.0;
-    int64_t r = 0;
-    for (; r + 4 <= w; r += 4) { s0 += G[r]; s1 += G[r + 1]; s2 += G[r + 2]; s3 += G[r + 3]; }
-    for (; r < w; r++) {
-        if ((r & 3) == 0) s0 += G[r]; else if ((r & 3) == 1) s1 += G[r]; else s2 += G[r];
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* lin backward: the contributions of the unfused adds and muls, in the order
- * their sweep makes them: terms last to first, the base just before term 0 */
-static void lin_backward(double *adj, const double *val, const int64_t *off,
-                         const uint8_t *vary, int64_t i, int64_t w,
-                         int32_t base, const int32_t *t, int32_t k) {
-    const double *G = adj + off[i], *O = G;
-    for (int32_t j = k - 1; j >= 0; j--) {
-        if (j == 0) {                                     /* add: passes g on */
-            double *D = adj + off[base];
-            if (vary[base]) for (int64_t r = 0; r < w; r++) D[r] += G[r];
-            else D[0] += lane_sum(G, w);
-        }
-        const int32_t p = t[2 * j], q = t[2 * j + 1];
-        const double *A = val + off[p], *B = val + off[q];
-        double *DA = adj + off[p], *DB = adj + off[q];
-        const int sa = vary[p], sb = vary[q];
-        if (sa || sb) {                                   /* the product varies */
-            STRIDES(ACC(DA, SA, g * y) ACC(DB, SB, g * x))  /* mul swaps in the other */
-        } else {                                          /* one product, one gradient */
-            const double gm = lane_sum(G, w);
-            DA[0] += gm * B[0];
-            DB[0] += gm * A[0];
-        }
-    }
-}
-
 int mbp_backward(double *adj, const double *val, int64_t nval,
-                 const int32_t *op, const int32_t *a, const int32_t *b,
-                 const uint8_t *vary, const int64_t *off, int64_t n, int64_t nr,
-                 const int32_t *ext, int64_t next) {
-    const int e = check_tape(op, a, b, vary, off, n, nr, nval, ext, next);
+                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                 const int32_t *terms, int64_t nterms) {
+    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
     if (e) return e;
-    const int64_t used = off[n - 1] + (vary[n - 1] ? nr : 1);
+    const int64_t root = offset[nnodes - 1];
+    const int64_t used = root + (varies[nnodes - 1] ? nrows : 1);
     for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
-    /* seed: d(sum over rows of the root) / d root: 1 per lane, or nr for a
+    /* seed: d(sum over rows of the root) / d root: 1 per lane, or nrows for a
      * root that is the same in every row */
-    if (vary[n - 1]) for (int64_t r = 0; r < nr; r++) adj[off[n - 1] + r] = 1.0;
-    else adj[off[n - 1]] = (double)nr;
-    for (int64_t i = n - 1; i >= 0; i--) {
-        const int op_i = op[i];
-        if (op_i == OP_LEAF || op_i == OP_CONST) continue;
-        const int64_t w = vary[i] ? nr : 1;
-        if (op_i == OP_LIN) {
-            lin_backward(adj, val, off, vary, i, w, a[i], ext + b[i] + 1, ext[b[i]]);
+    if (varies[nnodes - 1]) for (int64_t r = 0; r < nrows; r++) adj[root + r] = 1.0;
+    else adj[root] = (double)nrows;
+    for (int64_t i = nnodes - 1; i >= 0; i--) {
+        const int o = op[i];
+        if (o == OP_LEAF || o == OP_CONST) continue;
+        const int64_t w = varies[i] ? nrows : 1;
+        if (o == OP_LIN) {
+            lin_backward(adj, val, offset, varies, i, w, in_a[i], terms + in_b[i] + 1,
+                         terms[in_b[i]]);
             continue;
         }
-        const int bin = arity[op_i] == 2;
-        const double *A = val + off[a[i]];
-        const double *B = bin ? val + off[b[i]] : A;
-        double *DA = adj + off[a[i]];
-        double *DB = bin ? adj + off[b[i]] : DA;
-        const int sa = vary[a[i]], sb = bin ? vary[b[i]] : sa;
-        const double *O = val + off[i];
-        const double *G = adj + off[i];
-        switch (op_i) {
-        case OP_ADD:     GRAD2(g, g); break;
-        case OP_SUB:     GRAD2(g, -g); break;
-        case OP_MUL:     GRAD2(g * y, g * x); break;
-        case OP_DIV:     GRAD2(g / y, -g * ((x / y) / y)); break;
-        case OP_POW:     GRAD2(y == 0.0 ? 0.0 : g * (y * pow(x, y - 1.0)),
-                               g * ((x == 0.0 && y >= 0.0) ? 0.0 : o * log(x))); break;
-        case OP_POWC:    GRAD1(y == 0.0 ? 0.0 : g * (y * pow(x, y - 1.0))); break;
-        case OP_NEG:     GRAD1(-g); break;
-        case OP_EXP:     GRAD1(g * o); break;
-        case OP_LOG:     GRAD1(g / x); break;
-        case OP_TANH:    GRAD1(g * (1.0 - o * o)); break;
-        case OP_SIGMOID: GRAD1(g * (1.0 - o) * o); break;
-        case OP_RELU:    GRAD1(x <= 0.0 ? 0.0 : g); break;
-        case OP_ABS:     GRAD1(g * (x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0)); break;
+        const int32_t a = in_a[i], b = op_arity[o] == 2 ? in_b[i] : in_a[i];
+        op_backward(o, adj + offset[a], adj + offset[b], w, adj + offset[i], val + offset[i],
+                    val + offset[a], varies[a], val + offset[b], varies[b]);
+    }
+    return MBP_OK;
+}
+
+int mbp_tangent(double *tan, const double *val, int64_t nval,
+                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                const int32_t *terms, int64_t nterms) {
+    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+    if (e) return e;
+    for (int64_t i = 0; i < nnodes; i++) {
+        const int o = op[i];
+        if (o == OP_LEAF || o == OP_CONST || !varies[i]) continue;  /* no tangent */
+        if (o == OP_LIN) {
+            lin_tangent(tan + offset[i], nrows, val, tan, offset, varies, in_a[i],
+                        terms + in_b[i] + 1, terms[in_b[i]]);
+            continue;
         }
+        const int32_t a = in_a[i], b = op_arity[o] == 2 ? in_b[i] : in_a[i];
+        op_tangent(o, tan + offset[i], nrows, tan + offset[a], varies[a], tan + offset[b],
+                   op_arity[o] == 2 && varies[b], val + offset[i], val + offset[a], varies[a],
+                   val + offset[b], varies[b]);
     }
     return MBP_OK;
 }
@@ -242,12 +289,12 @@ int mbp_backward(double *adj, const double *val, int64_t nval,
 /* ------------------------------------------------------------------------ */
 /* moving parameters and batches in and out of a tape                        */
 
-static int check_nodes(const int64_t *off, int64_t n, const int32_t *nodes, int64_t k,
+static int check_nodes(const int64_t *offset, int64_t nnodes, const int32_t *nodes, int64_t k,
                        int64_t width, int64_t nval) {
-    if (n < 0 || k < 0 || width <= 0) return MBP_ESIZE;
+    if (nnodes < 0 || k < 0 || width <= 0) return MBP_ESIZE;
     for (int64_t j = 0; j < k; j++) {
-        if (nodes[j] < 0 || nodes[j] >= n) return MBP_ESLOT;
-        const int64_t o = off[nodes[j]];
+        if (nodes[j] < 0 || nodes[j] >= nnodes) return MBP_ESLOT;
+        const int64_t o = offset[nodes[j]];
         if (o < 0 || o > nval - width) return MBP_ESLOT;
     }
     return MBP_OK;
@@ -260,40 +307,41 @@ static int check_slots(const int32_t *slots, int64_t k, int64_t nslots) {
     return MBP_OK;
 }
 
-int mbp_gather(double *val, int64_t nval, const int64_t *off, int64_t n,
+int mbp_gather(double *val, int64_t nval, const int64_t *offset, int64_t nnodes,
                const int32_t *nodes, const int32_t *slots, int64_t k,
                const double *src, int64_t nsrc) {
-    int e = check_nodes(off, n, nodes, k, 1, nval);
+    int e = check_nodes(offset, nnodes, nodes, k, 1, nval);
     if (!e) e = check_slots(slots, k, nsrc);
     if (e) return e;
-    for (int64_t j = 0; j < k; j++) val[off[nodes[j]]] = src[slots[j]];
+    for (int64_t j = 0; j < k; j++) val[offset[nodes[j]]] = src[slots[j]];
     return MBP_OK;
 }
 
 int mbp_scatter_add(double *dst, int64_t ndst, const double *adj, int64_t nadj,
-                    const int64_t *off, int64_t n,
+                    const int64_t *offset, int64_t nnodes,
                     const int32_t *nodes, const int32_t *slots, int64_t k) {
-    int e = check_nodes(off, n, nodes, k, 1, nadj);
+    int e = check_nodes(offset, nnodes, nodes, k, 1, nadj);
     if (!e) e = check_slots(slots, k, ndst);
     if (e) return e;
-    for (int64_t j = 0; j < k; j++) dst[slots[j]] += adj[off[nodes[j]]];
+    for (int64_t j = 0; j < k; j++) dst[slots[j]] += adj[offset[nodes[j]]];
     return MBP_OK;
 }
 
-int mbp_load_rows(double *val, int64_t nval, const int64_t *off, int64_t n,
-                  const int32_t *nodes, int64_t k, const double *rows, int64_t nrows, int64_t nr) {
-    const int e = (nr <= 0 || k < 0 || nrows < 0 || (k > 0 && nr > nrows / k))
-        ? MBP_ESIZE : check_nodes(off, n, nodes, k, nr, nval);
+int mbp_load_rows(double *val, int64_t nval, const int64_t *offset, int64_t nnodes,
+                  const int32_t *nodes, int64_t k, const double *rows, int64_t nrowvals,
+                  int64_t nrows) {
+    const int e = (nrows <= 0 || k < 0 || nrowvals < 0 || (k > 0 && nrows > nrowvals / k))
+        ? MBP_ESIZE : check_nodes(offset, nnodes, nodes, k, nrows, nval);
     if (e) return e;
     for (int64_t j = 0; j < k; j++) {
-        double *lanes = val + off[nodes[j]];
-        for (int64_t r = 0; r < nr; r++) lanes[r] = rows[r * k + j];
+        double *lanes = val + offset[nodes[j]];
+        for (int64_t r = 0; r < nrows; r++) lanes[r] = rows[r * k + j];
     }
     return MBP_OK;
 }
 
 /* ------------------------------------------------------------------------ */
-/* optimizers (optim.py holds the Python twins)                               */
+/* optimizers (microbp/optim.py holds the Python twins, beside each class)    */
 
 int mbp_sgd(double *data, const double *grad, int64_t nslots,
             const int32_t *slots, int64_t k, double lr) {
@@ -319,8 +367,8 @@ int mbp_momentum(double *data, double *vel, const double *grad, int64_t nslots,
 }
 
 int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nslots,
-             int64_t nstate, const int32_t *slots, int64_t k, double lr, double beta1, double beta2,
-             double eps, double bc1, double bc2) {
+             int64_t nstate, const int32_t *slots, int64_t k, double lr, double beta1,
+             double beta2, double eps, double bc1, double bc2) {
     const int e = k > nstate ? MBP_ESIZE : check_slots(slots, k, nslots);
     if (e) return e;
     for (int64_t j = 0; j < k; j++) {

@@ -41,7 +41,7 @@ def measure(build, n):
     tape.backward()
     m3 = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    return ((m1 - m0) / eager_nodes, (m2 - m1) / tape.n, (m3 - m1) / tape.n, tape.n)
+    return ((m1 - m0) / eager_nodes, (m2 - m1) / tape.num_nodes, (m3 - m1) / tape.num_nodes, tape.num_nodes)
 
 
 def per_parameter(n):
@@ -55,7 +55,7 @@ def per_parameter(n):
     tape = Tape(total, [])
     m1 = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    arrays = tape.n * (3 * 4 + 1)                     # op, a, b (int32) and vary
+    arrays = tape.num_nodes * (3 * 4 + 1)                     # op, a, b (int32) and vary
     return (m1 - m0 - arrays) / n
 
 

@@ -8,21 +8,19 @@
 The error is a FloatingPointError naming the op, the label of its value if it
 has one, and its position (node index in topological order, and the row of
 the batch for a tape; for a new eager value, its creation number). Blocks nest
-and apply to the thread that enters them. Off by default and free when off:
-while some thread is inside a block, a checking node constructor is swapped
-in (it checks only for the threads inside a block); when the last block ends,
-the plain one is swapped back.
+and apply to the thread that enters them. Off by default and nearly free when
+off: the engine passes each new value to check_value() only while `active`
+(blocks open in all threads) is non-zero (see engine._node).
 """
 import contextlib
 import math
 import threading
 
-from . import engine, ops
+from . import ops
 
 _lock = threading.Lock()
-_active = 0                      # blocks open in all threads
+active = 0                       # blocks open in all threads (read by engine._node)
 _local = threading.local()       # .depth: blocks open in this thread
-_plain_node = engine._node
 
 
 def enabled():
@@ -42,14 +40,14 @@ def describe(i, op, label="", row=None):
     return f"node {i} ({name}{lab}{where})"
 
 
-def _checked_node(op, data, a, b):
-    v = _plain_node(op, data, a, b)
-    if op > ops.CONST and not math.isfinite(data) and enabled():
-        inputs = ", ".join(repr(x.data) for x in (a, b) if x is not None)
+def check_value(v):
+    """Called by the engine for each new value while some block is open."""
+    data = v.data
+    if v._op > ops.CONST and not math.isfinite(data) and enabled():
+        inputs = ", ".join(repr(x.data) for x in (v._a, v._b) if x is not None)
         raise FloatingPointError(
-            f"detect_anomaly: the value of {ops.NAMES[op]}({inputs}) (new value number {v._id}) "
-            f"became {_what(data)}")
-    return v
+            f"detect_anomaly: the value of {ops.NAMES[v._op]}({inputs}) (new value number "
+            f"{v._id}) became {_what(data)}")
 
 
 def check_gradients(adj, ops_, labels, first_nonfinite):
@@ -86,16 +84,13 @@ def check_lanes(arr, off, vary, nr, op, labels, first_nonfinite, what, reverse=F
 @contextlib.contextmanager
 def detect_anomaly():
     """Raise FloatingPointError at the first op whose value or gradient is nan/inf."""
-    global _active
+    global active
     with _lock:
-        _active += 1
-        engine._node = _checked_node
+        active += 1
     _local.depth = getattr(_local, "depth", 0) + 1
     try:
         yield
     finally:
         _local.depth -= 1
         with _lock:
-            _active -= 1
-            if _active == 0:
-                engine._node = _plain_node
+            active -= 1

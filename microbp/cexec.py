@@ -1,17 +1,19 @@
-"""The C executor: the same functions as pyexec.py, run by the cffi module
-built from csrc/microbp.c. Importing this module fails when it is not built,
-or when the build does not match the op table (a stale build).
+"""The C executor: the functions of executor.py, run by the cffi module built
+from csrc/microbp.c. Importing this module fails when it is not built, or
+when the build does not match the op table (a stale build).
 
-Arrays go to C as pointers into their own buffers (array.array, bytearray):
-no copies (backward_scalar packs its lists once). Every length C is told is
-the length of the buffer it gets, buffers C writes must be writable, and C
-checks the tape before touching memory; an error comes back as TapeError.
+What C reads, nothing can change while it runs: index arrays go to C as
+immutable bytes (a Tape's own, or a copy made here of anything else), and
+C checks them against the lengths of the buffers it gets before it touches
+memory. Buffers C writes must be writable and must not overlap any buffer
+the same call reads (TapeError otherwise). Double buffers go as pointers into
+their own memory (array.array, bytearray, memoryview): no copies.
 """
 from array import array
 
 from . import ops
 from ._cmicrobp import ffi, lib
-from .pyexec import TapeError
+from .tapeformat import TapeError, check_rows
 
 if lib.mbp_num_ops() != ops.NUM_OPS or any(
         lib.mbp_arity(k) != ops.ARITY[k] for k in range(ops.NUM_OPS)):
@@ -27,12 +29,39 @@ _ERRORS = {
     lib.MBP_ESLOT: "a node or slot index out of range",
 }
 
-_buf = ffi.from_buffer
+_ITEM = {"int32_t[]": "i", "int64_t[]": "q", "uint8_t[]": "B"}
 
 
-def _out(cdecl, arr):
-    """A pointer into a buffer that C writes to."""
-    return ffi.from_buffer(cdecl, arr, require_writable=True)
+def _index(cdecl, x):
+    """A read-only pointer to an index array that nothing can change while C
+    runs: x itself when it is immutable (bytes, or a read-only view of bytes),
+    else a copy."""
+    if not (type(x) is bytes or (type(x) is memoryview and x.readonly
+                                  and type(x.obj) is bytes)):
+        code = _ITEM[cdecl]
+        if not (isinstance(x, array) and x.typecode == code):
+            try:
+                x = array(code, x)
+            except (TypeError, OverflowError) as e:
+                raise TapeError(f"an index array holds {e}") from None
+        x = x.tobytes()
+    return ffi.from_buffer(cdecl, x)
+
+
+def _doubles(x):
+    return ffi.from_buffer("double[]", x)
+
+
+def _out(x, *reads):
+    """A pointer into a buffer that C writes to, refused when it overlaps one it reads."""
+    p = ffi.from_buffer("double[]", x, require_writable=True)
+    lo = int(ffi.cast("uintptr_t", p))
+    hi = lo + 8 * len(p)
+    for q in reads:
+        qlo = int(ffi.cast("uintptr_t", q))
+        if lo < qlo + ffi.sizeof(q) and qlo < hi and len(p) and ffi.sizeof(q):
+            raise TapeError("an output buffer overlaps a buffer the same call reads")
+    return p
 
 
 def _ok(code, what):
@@ -40,36 +69,39 @@ def _ok(code, what):
         raise TapeError(f"C core, {what}: {_ERRORS.get(code, f'error {code}')}")
 
 
-def _rows(nr):
-    if not isinstance(nr, int) or not 1 <= nr < 2 ** 62:
-        raise TapeError(f"the number of rows must be an int from 1 to 2**62, got {nr!r}")
-    return nr
-
-
-def _tape(op, a, b, vary, off):
-    p = (_buf("int32_t[]", op), _buf("int32_t[]", a), _buf("int32_t[]", b),
-         _buf("uint8_t[]", vary), _buf("int64_t[]", off))
+def _tape(op, a, b, vary, off, ext):
+    p = (_index("int32_t[]", op), _index("int32_t[]", a), _index("int32_t[]", b),
+         _index("uint8_t[]", vary), _index("int64_t[]", off))
     n = len(p[0])
     if any(len(x) != n for x in p):
         raise TapeError("tape arrays must be of one length")
-    return p, n
+    return p + (n, _index("int32_t[]", ext))
 
 
-_NO_EXT = array("i")
+_NO_EXT = bytes()
 
 
 def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT):
-    pv, pe = _out("double[]", val), _buf("int32_t[]", ext)
-    (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, _rows(nr), pe, len(pe)), "forward")
+    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pv = _out(val)
+    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe)),
+        "forward")
 
 
 def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT):
-    pd, pv, pe = _out("double[]", adj), _buf("double[]", val), _buf("int32_t[]", ext)
-    (po, pa, pb, py, pf), n = _tape(op, a, b, vary, off)
-    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n, _rows(nr), pe,
-                         len(pe)),
-        "backward")
+    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pv = _doubles(val)
+    pd = _out(adj, pv)
+    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n,
+                         check_rows(nr), pe, len(pe)), "backward")
+
+
+def tangent(tan, val, op, a, b, vary, off, nr, ext=_NO_EXT):
+    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pv = _doubles(val)
+    pt = _out(tan, pv)
+    _ok(lib.mbp_tangent(pt, pv, min(len(pt), len(pv)), po, pa, pb, py, pf, n,
+                        check_rows(nr), pe, len(pe)), "tangent")
 
 
 def backward_scalar(op, a, b, val):
@@ -77,62 +109,70 @@ def backward_scalar(op, a, b, val):
     n = len(op)
     val = array("d", val)
     adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
-    backward(adj, val, array("i", op), array("i", a), array("i", b), bytearray(n),
+    backward(adj, val, array("i", op), array("i", a), array("i", b), bytes(n),
              array("q", range(n)), 1)
     return adj
 
 
 def gather(val, off, nodes, slots, src):
-    pv, pf, pn = _out("double[]", val), _buf("int64_t[]", off), _buf("int32_t[]", nodes)
-    ps, pr = _buf("int32_t[]", slots), _buf("double[]", src)
+    pf, pn, ps = _index("int64_t[]", off), _index("int32_t[]", nodes), _index("int32_t[]", slots)
+    pr = _doubles(src)
+    pv = _out(val, pr)
     if len(pn) != len(ps):
         raise TapeError("nodes and slots must be of one length")
     _ok(lib.mbp_gather(pv, len(pv), pf, len(pf), pn, ps, len(pn), pr, len(pr)), "gather")
 
 
 def scatter_add(dst, adj, off, nodes, slots):
-    pd, pa, pf = _out("double[]", dst), _buf("double[]", adj), _buf("int64_t[]", off)
-    pn, ps = _buf("int32_t[]", nodes), _buf("int32_t[]", slots)
+    pf, pn, ps = _index("int64_t[]", off), _index("int32_t[]", nodes), _index("int32_t[]", slots)
+    pa = _doubles(adj)
+    pd = _out(dst, pa)
     if len(pn) != len(ps):
         raise TapeError("nodes and slots must be of one length")
     _ok(lib.mbp_scatter_add(pd, len(pd), pa, len(pa), pf, len(pf), pn, ps, len(pn)), "scatter")
 
 
 def load_rows(val, off, nodes, rows, nr):
-    pv, pf, pn, pr = (_out("double[]", val), _buf("int64_t[]", off),
-                      _buf("int32_t[]", nodes), _buf("double[]", rows))
-    _ok(lib.mbp_load_rows(pv, len(pv), pf, len(pf), pn, len(pn), pr, len(pr), _rows(nr)),
+    pf, pn, pr = _index("int64_t[]", off), _index("int32_t[]", nodes), _doubles(rows)
+    pv = _out(val, pr)
+    _ok(lib.mbp_load_rows(pv, len(pv), pf, len(pf), pn, len(pn), pr, len(pr), check_rows(nr)),
         "load rows")
 
 
+# -- optimizer kernels (their Python twins are in optim.py, beside each class) --
+
 def sgd(data, grad, slots, lr):
-    pd, pg, ps = _out("double[]", data), _buf("double[]", grad), _buf("int32_t[]", slots)
+    ps, pg = _index("int32_t[]", slots), _doubles(grad)
+    pd = _out(data, pg)
     _ok(lib.mbp_sgd(pd, pg, min(len(pd), len(pg)), ps, len(ps), lr), "sgd")
 
 
 def momentum(data, vel, grad, slots, lr, mu):
-    pd, pv, pg = _out("double[]", data), _out("double[]", vel), _buf("double[]", grad)
-    ps = _buf("int32_t[]", slots)
+    ps, pg = _index("int32_t[]", slots), _doubles(grad)
+    pv = _out(vel, pg)
+    pd = _out(data, pg, pv)
     _ok(lib.mbp_momentum(pd, pv, pg, min(len(pd), len(pg)), len(pv), ps, len(ps), lr, mu),
         "momentum")
 
 
 def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
-    pd, pm, pv, pg = (_out("double[]", data), _out("double[]", m), _out("double[]", v),
-                      _buf("double[]", grad))
-    ps = _buf("int32_t[]", slots)
+    ps, pg = _index("int32_t[]", slots), _doubles(grad)
+    pm = _out(m, pg)
+    pv = _out(v, pg, pm)
+    pd = _out(data, pg, pm, pv)
     _ok(lib.mbp_adam(pd, pm, pv, pg, min(len(pd), len(pg)), min(len(pm), len(pv)), ps, len(ps),
                      lr, beta1, beta2, eps, bc1, bc2), "adam")
 
 
 def fill(dst, slots, value):
-    pd, ps = _out("double[]", dst), _buf("int32_t[]", slots)
+    ps = _index("int32_t[]", slots)
+    pd = _out(dst)
     _ok(lib.mbp_fill(pd, len(pd), ps, len(ps), value), "fill")
 
 
 def first_nonfinite(arr, start=0, stop=None):
     """The index of the first nan or inf in arr[start:stop], or -1."""
-    p = _buf("double[]", arr)
+    p = _doubles(arr)
     stop = len(p) if stop is None else stop
     k = lib.mbp_first_nonfinite(p, len(p), start, stop)
     if k < -1:

@@ -1,17 +1,21 @@
 """microbp.Value: a scalar node of a computational graph.
 
-Each op computes its forward value now and records what backward() needs later:
-its op code and its inputs. The chain rule for every op lives in the op table
-(ops.py), beside the forward formula. A node holds no closure and no reference
-to its outputs, so a graph is an acyclic web of plain references from the
-output down to the leaves: dropping the output frees it by reference counting
-alone.
+Each op computes its forward value now and records what backward() needs
+later: its op code and its inputs. The forward formula and the local
+derivatives of every op live side by side in the op table (ops.py); the
+methods below only pick the row. A node holds no closure and no reference to
+its outputs, so a graph is an acyclic web of plain references from the output
+down to the leaves: dropping the output frees it by reference counting alone.
+
+Every new interior value is made by _node(): while a detect_anomaly() block
+is open in some thread (anomaly.active), it passes each new value to
+anomaly.check_value. That is the engine's only hook.
 """
 import itertools
-import math
 import numbers
 
-from . import ops
+from . import anomaly, graph, ops
+from .checks import as_float
 from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
                   RELU, ABS, LEAF, CONST)
 
@@ -19,64 +23,14 @@ _next_id = itertools.count().__next__     # creation order is a topological orde
 
 # the forward formulas of the op table (ops.py), as plain names for speed
 (_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
- _f_sigmoid, _f_relu, _f_abs) = ops.FORWARD[ADD:ABS + 1]
-
-
-def as_float(x, what="data"):
-    """x as a Python float, or TypeError naming what was expected."""
-    if type(x) is float:
-        return x
-    if isinstance(x, numbers.Real):
-        try:
-            return float(x)
-        except OverflowError:
-            raise ValueError(f"{what}: an int of {int(x).bit_length()} bits is too large "
-                             "for a float") from None
-    raise TypeError(f"{what} must be an int or float, not {type(x).__name__}")
-
-
-def as_value(x, what):
-    """x as a Value: a Value itself, or a number as a constant leaf. bool is
-    refused here (a list of model inputs or targets holding True is a slip);
-    TypeError names `what` and the type."""
-    if isinstance(x, Value):
-        return x
-    if isinstance(x, numbers.Real) and not isinstance(x, bool):
-        return _node(CONST, as_float(x, what), None, None)
-    raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
-
-
-def setting(x, name, allow_zero=False):
-    """x as a finite float > 0 (>= 0 with allow_zero), for a setting such as a
-    learning rate or a tolerance; TypeError/ValueError naming `name`."""
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
-    x = as_float(x, name)
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
-    return x
-
-
-def leaf_values(xs, name, hint):
-    """xs as a list of distinct leaf Values; TypeError/ValueError naming `name`
-    and the offending entry otherwise (`hint` says what the list is for)."""
-    if isinstance(xs, Value) or not hasattr(xs, "__iter__"):
-        raise TypeError(f"{name} must be a list of leaf Values ({hint})")
-    xs = list(xs)
-    for j, v in enumerate(xs):
-        if not isinstance(v, Value):
-            raise TypeError(f"{name}[{j}] must be a Value, not {type(v).__name__}")
-        if v._op != LEAF:
-            raise ValueError(f"{name}[{j}] must be a leaf Value, not the output of {v.op!r}")
-    if len(set(map(id, xs))) != len(xs):
-        raise ValueError(f"{name} must not repeat a Value")
-    return xs
+ _f_sigmoid, _f_relu, _f_abs) = (ops.FORWARD[k] for k in (ADD, SUB, MUL, DIV, POW, POWC, NEG,
+                                                          EXP, LOG, TANH, SIGMOID, RELU, ABS))
 
 
 class Value:
     """A scalar with a gradient. `Value(2.0, label="x")`."""
 
-    __slots__ = ("data", "grad", "label", "_op", "_a", "_b", "_id", "_bind")
+    __slots__ = ("data", "grad", "label", "_op", "_a", "_b", "_id")
 
     def __init__(self, data, label=""):
         if not isinstance(label, str):
@@ -85,8 +39,13 @@ class Value:
         self.grad = 0.0
         self.label = label
         self._op = LEAF
-        self._a = self._b = self._bind = None
+        self._a = self._b = None
         self._id = _next_id()
+
+    def __reduce__(self):
+        # no creation number crosses a pickle: an unpickled node gets a new one,
+        # after its inputs (which are unpickled first), so order stays topological
+        return _rebuild, (self._op, self.data, self.grad, self.label, self._a, self._b)
 
     def __repr__(self):
         lab = f", label={self.label!r}" if self.label else ""
@@ -188,8 +147,7 @@ class Value:
         iterative (no recursion limit) and runs in the selected backend
         (see microbp.set_backend).
         """
-        from .graph import backward
-        backward(self)
+        graph.backward(self)
 
 
 def _node(op, data, a, b):
@@ -201,9 +159,37 @@ def _node(op, data, a, b):
     v._op = op
     v._a = a
     v._b = b
-    v._bind = None
     v._id = _next_id()
+    if anomaly.active:
+        anomaly.check_value(v)
     return v
+
+
+def leaf_init(v, label):
+    """Set the Value slots of a new leaf `v` other than data and grad (for
+    Value subclasses that keep those elsewhere, as params.Parameter does)."""
+    v.label = label
+    v._op = LEAF
+    v._a = v._b = None
+    v._id = _next_id()
+
+
+def _rebuild(op, data, grad, label, a, b):
+    v = _node(op, data, a, b) if op != LEAF else Value(data, label)
+    v.grad = grad
+    v.label = label
+    return v
+
+
+def as_value(x, what):
+    """x as a Value: a Value itself, or a number as a constant leaf. bool is
+    refused here (a list of model inputs or targets holding True is a slip);
+    TypeError names `what` and the type."""
+    if isinstance(x, Value):
+        return x
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return _node(CONST, as_float(x, what), None, None)
+    raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
 
 
 _new = object.__new__

@@ -13,7 +13,8 @@ of every node of f's graph (parameters that f uses but that are not checked,
 say), are what they were before the call, whether it returns or raises.
 """
 
-from .engine import Value, setting
+from .checks import setting
+from .engine import Value
 from .graph import topo
 
 

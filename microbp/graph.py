@@ -5,6 +5,9 @@ output), so the nodes below a root, sorted by creation, are a topological order.
 """
 from operator import attrgetter
 
+from . import anomaly
+from .backend import executor
+
 _creation = attrgetter("_id")
 _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("data")
 
@@ -47,8 +50,6 @@ def flatten(nodes):
 
 def backward(root):
     """Add d root / d node into node.grad for every node below root."""
-    from .backend import executor
-    from . import anomaly
     nodes = topo(root)
     op, a, b, val = flatten(nodes)
     ex = executor()

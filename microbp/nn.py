@@ -7,6 +7,12 @@ A neuron computes act(b + w0*x0 + w1*x1 + ...), summed left to right starting
 from the bias, so that every model builds its graph in one fixed order (the
 tape recorder fuses that chain of adds and muls into one node, tape.py).
 
+Parameters live in flat storage from birth (params.py): a model creates all
+of its parameters in one ParamStore, so that a Tape and an optimizer move
+them with one call each, and they carry structural labels ("L1.N3.w2" is
+weight 2 of neuron 3 of the first layer, "L1.N3.b" its bias; numbers given as
+inputs become constants labelled "x0", "x1", ...).
+
 Initial weights come from one random.Random per model: a fixed seed gives an
 identical model. ReLU layers use He init, w ~ N(0, 2 / fan_in); tanh, sigmoid
 and linear layers use Glorot (normal) init, w ~ N(0, 2 / (fan_in + fan_out)).
@@ -23,6 +29,7 @@ import random
 
 from . import serialize
 from .engine import Value, as_value
+from .params import ParamStore
 
 # activation name -> the Value method that applies it (None: identity)
 ACTIVATIONS = {
@@ -78,7 +85,11 @@ def _inputs(x, nin):
                         f"not {type(x).__name__}")
     if len(x) != nin:
         raise ValueError(f"expected {nin} inputs, got {len(x)}")
-    return [as_value(xj, f"input {j}") for j, xj in enumerate(x)]
+    out = [as_value(xj, f"input {j}") for j, xj in enumerate(x)]
+    for j, (v, xj) in enumerate(zip(out, x)):
+        if v is not xj:
+            v.label = f"x{j}"            # a number given as input j
+    return out
 
 
 def _init_std(act, fan_in, fan_out):
@@ -141,14 +152,22 @@ class Neuron(Module):
     it only sets the Glorot init scale of non-ReLU neurons (1 when alone).
     """
 
-    def __init__(self, nin, act="relu", bias=True, rng=None, *, fan_out=1):
+    def __init__(self, nin, act="relu", bias=True, rng=None, *, fan_out=1, store=None,
+                 name=""):
         self.nin = _positive_int(nin, "nin")
         self.act = _activation(act, "act")
         bias = _flag(bias, "bias")
         rng = _random(rng, "rng")
         std = _init_std(self.act, self.nin, _positive_int(fan_out, "fan_out"))
-        self.w = [Value(rng.gauss(0.0, 1.0) * std, label=f"w{i}") for i in range(self.nin)]
-        self.b = Value(0.0, label="b") if bias else None
+        if store is not None and not isinstance(store, ParamStore):
+            raise TypeError(f"store must be a ParamStore, not {type(store).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        store = ParamStore() if store is None else store
+        draws = [rng.gauss(0.0, 1.0) * std for _ in range(self.nin)]
+        prefix = f"{name}." if name else ""
+        self.w = [store.new(x, f"{prefix}w{i}") for i, x in enumerate(draws)]
+        self.b = store.new(0.0, f"{prefix}b") if bias else None
 
     def __call__(self, x):
         return self._forward(_inputs(x, self.nin))
@@ -184,14 +203,20 @@ class Layer(Module):
     """nout neurons over the same nin inputs; one output is returned as a Value,
     more as a list of Values."""
 
-    def __init__(self, nin, nout, act="relu", bias=True, rng=None):
+    def __init__(self, nin, nout, act="relu", bias=True, rng=None, *, store=None, name=""):
         self.nin = _positive_int(nin, "nin")
         self.nout = _positive_int(nout, "nout")
         act = _activation(act, "act")
         bias = _flag(bias, "bias")
         rng = _random(rng, "rng")
-        self.neurons = [Neuron(self.nin, act, bias, rng, fan_out=self.nout)
-                        for _ in range(self.nout)]
+        if store is not None and not isinstance(store, ParamStore):
+            raise TypeError(f"store must be a ParamStore, not {type(store).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        store = ParamStore() if store is None else store      # one store for the layer
+        self.neurons = [Neuron(self.nin, act, bias, rng, fan_out=self.nout, store=store,
+                               name=f"{name}.N{i}" if name else f"N{i}")
+                        for i in range(self.nout)]
 
     @property
     def act(self):
@@ -237,7 +262,9 @@ class MLP(Module):
         rng = _random(seed, "seed")         # every layer draws from this one generator
         sizes = [nin] + nouts
         last = len(nouts) - 1
-        self.layers = [Layer(sizes[k], sizes[k + 1], out_act if k == last else act, bias, rng)
+        store = ParamStore()                # every parameter of the model, one allocation
+        self.layers = [Layer(sizes[k], sizes[k + 1], out_act if k == last else act, bias, rng,
+                             store=store, name=f"L{k + 1}")
                        for k in range(len(nouts))]
         self.nin, self.nout = nin, nouts[-1]
         self.act, self.out_act = act, out_act

@@ -1,69 +1,158 @@
 """Optimizers over a list of parameter Values: SGD, Momentum and Adam.
 
-An optimizer binds its parameters to a ParamStore (params.py): their data and
-grad then live in flat arrays, and step() / zero_grad() update them in one
-call of the selected backend (the C and Python kernels give the same doubles).
-`.data` and `.grad` of each Value stay truthful at all times.
+Each step updates the flat stores where the parameters live (params.py) in
+one call per store: the C kernel (csrc/microbp.c) in the C backend, its
+Python twin (below, beside each optimizer) otherwise; both give the same
+doubles. Plain Values (not Parameters) are copied into a private store of the
+optimizer and back, each step. `.data` and `.grad` stay truthful at all times.
+Settings (lr, decay, mu, betas, eps) are checked when set, in the constructor
+and afterwards.
 """
+
 from array import array
 
-from . import params as _params
-from .backend import executor
-from .engine import leaf_values, setting
+from . import ieee, params as _params
+from .backend import get_backend, executor
+from .checks import setting
+from .tapeformat import TapeError, check_slots
+
+
+def _kernel(python_kernel, name):
+    """The C kernel `name` in the C backend, else the Python twin."""
+    return getattr(executor("c"), name) if get_backend() == "c" else python_kernel
+
+
+def _int32s(slots):
+    """The slot numbers of `slots` (bytes of int32, or any sequence of ints)."""
+    return memoryview(slots).cast("i") if isinstance(slots, (bytes, bytearray)) else slots
+
+
+def _python_fill(dst, slots, value):
+    s = _int32s(slots)
+    check_slots(s, len(dst))
+    for k in s:
+        dst[k] = value
 
 
 class Optimizer:
     """Base class: holds the parameters and their stores; zero_grad() for all.
     Subclasses check their own settings before calling this __init__, which
-    binds the parameters last: a constructor that fails changes nothing."""
+    changes nothing outside the optimizer."""
 
     def __init__(self, params, lr):
-        params = leaf_values(params, "params", "e.g. model.parameters()")
+        params = _params.leaf_values(params, "params", "e.g. model.parameters()")
         if not params:
             raise ValueError("params is empty: give the optimizer at least one Value")
-        self.lr = setting(lr, "lr")
-        self.params = params
+        self.lr = lr
+        self._params = tuple(params)
         self.steps = 0
-        self._groups = [(store, slots) for store, slots, _ in _params.bind(params)]
+        groups, plain = _params.groups(params)
+        self._plain = tuple(params[i] for i in plain)
+        if self._plain:                      # a private store for plain Values
+            mirror = _params.ParamStore()
+            mirror._data = array("d", bytes(8 * len(plain)))
+            mirror._grad = array("d", bytes(8 * len(plain)))
+            groups.append((mirror, array("i", range(len(plain))).tobytes(), plain))
+        self._groups = tuple((store, slots) for store, slots, _ in groups)
+
+    @property
+    def params(self):
+        """The parameters, in the order given (a tuple)."""
+        return self._params
+
+    lr = property(lambda self: self._lr,
+                  lambda self, x: setattr(self, "_lr", setting(x, "lr")),
+                  doc="The learning rate: a finite float > 0, checked when set.")
 
     def zero_grad(self):
         """Set the .grad of every parameter to 0."""
-        ex = executor()
+        fill = _kernel(_python_fill, "fill")
         for store, slots in self._groups:
-            ex.fill(store.grad, slots, 0.0)
+            fill(store._grad, slots, 0.0)
+        for v in self._plain:
+            v.grad = 0.0
 
     def step(self):
+        """One update of every parameter from its .grad."""
+        if self._plain:
+            mirror = self._groups[-1][0]
+            for j, v in enumerate(self._plain):
+                mirror._data[j], mirror._grad[j] = v.data, v.grad
+        self._update()
+        if self._plain:
+            data = self._groups[-1][0]._data
+            for j, v in enumerate(self._plain):
+                v.data = data[j]
+
+    def _update(self):
         raise NotImplementedError
+
+
+def _python_sgd(data, grad, slots, lr):
+    s = _int32s(slots)
+    check_slots(s, min(len(data), len(grad)))
+    for k in s:
+        data[k] = data[k] - lr * grad[k]
 
 
 class SGD(Optimizer):
     """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ..."""
 
     def __init__(self, params, lr=0.01, decay=0.0):
-        self.decay = setting(decay, "decay", allow_zero=True)
+        self.decay = decay
         super().__init__(params, lr)
 
-    def step(self):
+    decay = property(lambda self: self._decay,
+                     lambda self, x: setattr(self, "_decay", setting(x, "decay", allow_zero=True)))
+
+    def _update(self):
         lr = self.lr / (1.0 + self.decay * self.steps)
-        ex = executor()
+        sgd = _kernel(_python_sgd, "sgd")
         for store, slots in self._groups:
-            ex.sgd(store.data, store.grad, slots, lr)
+            sgd(store._data, store._grad, slots, lr)
         self.steps += 1
+
+
+def _python_momentum(data, vel, grad, slots, lr, mu):
+    s = _int32s(slots)
+    if len(s) > len(vel):
+        raise TapeError("the velocity array is shorter than the slots")
+    check_slots(s, min(len(data), len(grad)))
+    for j, k in enumerate(s):
+        vel[j] = mu * vel[j] - lr * grad[k]           # v <- mu v - lr g
+        data[k] = data[k] + vel[j]                    # w <- w + v
 
 
 class Momentum(Optimizer):
     """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0)."""
 
     def __init__(self, params, lr=0.01, mu=0.9):
-        self.mu = setting(mu, "mu", allow_zero=True)
+        self.mu = mu
         super().__init__(params, lr)
-        self._vel = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
+        self._vel = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
 
-    def step(self):
-        ex = executor()
+    mu = property(lambda self: self._mu,
+                  lambda self, x: setattr(self, "_mu", setting(x, "mu", allow_zero=True)))
+
+    def _update(self):
+        momentum = _kernel(_python_momentum, "momentum")
         for (store, slots), vel in zip(self._groups, self._vel):
-            ex.momentum(store.data, vel, store.grad, slots, self.lr, self.mu)
+            momentum(store._data, vel, store._grad, slots, self.lr, self.mu)
         self.steps += 1
+
+
+def _python_adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
+    s = _int32s(slots)
+    if len(s) > min(len(m), len(v)):
+        raise TapeError("the moment arrays are shorter than the slots")
+    check_slots(s, min(len(data), len(grad)))
+    for j, k in enumerate(s):
+        gr = grad[k]
+        m[j] = beta1 * m[j] + (1.0 - beta1) * gr
+        v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr)
+        mhat, vhat = ieee.div(m[j], bc1), ieee.div(v[j], bc2)   # bias correction
+        root = ieee.sqrt(vhat)                                   # C's sqrt: no exception
+        data[k] = data[k] - ieee.div(lr * mhat, root + eps)
 
 
 class Adam(Optimizer):
@@ -72,24 +161,44 @@ class Adam(Optimizer):
     w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
+        self.betas = betas
+        self.eps = eps
+        super().__init__(params, lr)
+        self._m = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
+        self._v = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
+
+    @property
+    def betas(self):
+        """(beta1, beta2), each in [0, 1), checked when set."""
+        return (self.beta1, self.beta2)
+
+    @betas.setter
+    def betas(self, betas):
         if not isinstance(betas, (tuple, list)):
             raise TypeError(f"betas must be a pair (beta1, beta2), not {type(betas).__name__}")
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {len(betas)} numbers")
-        self.beta1, self.beta2 = (setting(b, f"betas[{k}]", allow_zero=True)
-                                  for k, b in enumerate(betas))
-        if self.beta1 >= 1.0 or self.beta2 >= 1.0:
+        b1, b2 = (setting(b, f"betas[{k}]", allow_zero=True) for k, b in enumerate(betas))
+        if b1 >= 1.0 or b2 >= 1.0:
             raise ValueError(f"betas must be in [0, 1), got {tuple(betas)}")
-        self.eps = setting(eps, "eps")
-        super().__init__(params, lr)
-        self._m = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
-        self._v = [array("d", bytes(8 * len(slots))) for _, slots in self._groups]
+        self.beta1, self.beta2 = b1, b2
 
-    def step(self):
+    eps = property(lambda self: self._eps,
+                   lambda self, x: setattr(self, "_eps", setting(x, "eps")))
+
+    def _update(self):
         t = self.steps + 1
         bc1, bc2 = 1.0 - self.beta1 ** t, 1.0 - self.beta2 ** t
-        ex = executor()
+        adam = _kernel(_python_adam, "adam")
         for (store, slots), m, v in zip(self._groups, self._m, self._v):
-            ex.adam(store.data, m, v, store.grad, slots, self.lr, self.beta1, self.beta2,
-                    self.eps, bc1, bc2)
+            adam(store._data, m, v, store._grad, slots, self.lr, self.beta1, self.beta2,
+                 self.eps, bc1, bc2)
         self.steps = t
+
+
+
+
+
+# the Python twins of the C core's optimizer kernels, by the C core's names
+PYTHON_KERNELS = {"sgd": _python_sgd, "momentum": _python_momentum, "adam": _python_adam,
+                  "fill": _python_fill}

@@ -1,95 +1,143 @@
-"""Parameter stores: where the data and grad of parameters live once a Tape or
-an optimizer takes them over.
+"""Parameters in flat storage from birth.
 
-Binding a leaf Value moves its data and grad into two flat arrays of doubles
-(array('d')) shared by the Python and C executors; the Value itself turns into
-a BoundValue whose .data and .grad read and write those arrays, so they are
-always truthful. Training steps then move no Python floats at all: a tape
-gathers the values from the store, scatters gradients back, and the optimizer
-updates the store in one call. A Value is bound once and stays bound.
+A ParamStore holds the data and grad of its parameters in two flat arrays of
+doubles (array('d')), shared by the Python and C executors. A Parameter is a
+leaf Value created in a store (one slot), whose .data and .grad read and
+write that slot, so they are always truthful. A model (microbp.nn) creates
+all its parameters in one store, as one allocation: a Tape gathers their
+values from it and scatters gradients into it, and an optimizer updates it,
+in single calls with no Python work per parameter.
+
+Plain Values work as parameters too (the Tape and the optimizers copy their
+numbers in and out each step); they never change class.
 """
 from array import array
 
-from .engine import Value, LEAF
+from .checks import as_float
+from .engine import Value, leaf_init
+from .ops import LEAF
 
 
 class ParamStore:
-    """data[slot] and grad[slot] of the Values bound to it, in binding order."""
+    """The data and grad of the Parameters created in it, slot by slot."""
 
-    def __init__(self, values):
-        # no list of the Values here: a Value refers to its store, and the
-        # store referring back would make every trained model a reference cycle
-        self.data = array("d", [v.data for v in values])
-        self.grad = array("d", [v.grad for v in values])
+    __slots__ = ("_data", "_grad", "__weakref__")
+
+    def __init__(self):
+        self._data = array("d")
+        self._grad = array("d")
+
+    def new(self, data, label=""):
+        """A new Parameter in the next slot of this store."""
+        x = as_float(data, "Parameter data")
+        self._data.append(x)
+        self._grad.append(0.0)
+        return _parameter(self, len(self._data) - 1, label)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
-
-_plain_data, _plain_grad = Value.__dict__["data"], Value.__dict__["grad"]
-
-
-def _unbound(data, grad, label):
-    v = Value(data, label)
-    v.grad = grad
-    return v
-
-
-class BoundValue(Value):
-    """A leaf Value whose data and grad live in a ParamStore."""
-
-    __slots__ = ()
+    def __repr__(self):
+        return f"ParamStore({len(self)} parameters)"
 
     def __reduce__(self):
-        # a copy (copy.deepcopy, pickle) is a plain Value with the same numbers,
-        # not a second view of this store
-        return _unbound, (self.data, self.grad, self.label)
+        # a copy (pickle, copy.deepcopy) owns new arrays with the same numbers
+        return _store_from, (self._data, self._grad)
+
+
+def _store_from(data, grad):
+    s = ParamStore()
+    s._data, s._grad = array("d", data), array("d", grad)
+    return s
+
+
+_new = object.__new__
+
+
+class Parameter(Value):
+    """A leaf Value whose data and grad live in a ParamStore slot.
+
+    `Parameter(0.5, label="w")` makes one in a store of its own; models make
+    theirs with `store.new(...)`. Everything a Value does, a Parameter does."""
+
+    __slots__ = ("_store", "_slot")
+
+    def __init__(self, data, label="", store=None):
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
+        if store is not None and not isinstance(store, ParamStore):
+            raise TypeError(f"store must be a ParamStore, not {type(store).__name__}")
+        x = as_float(data, "Parameter data")
+        store = ParamStore() if store is None else store
+        store._data.append(x)
+        store._grad.append(0.0)
+        _init(self, store, len(store._data) - 1, label)
+
+    def __reduce__(self):
+        return _parameter, (self._store, self._slot, self.label)
+
+    def __copy__(self):
+        """A copy is a Parameter in a new store (not a second view of this slot)."""
+        p = Parameter(self.data, self.label)
+        p.grad = self.grad
+        return p
 
     @property
     def data(self):
-        store, slot = self._bind
-        return store.data[slot]
+        return self._store._data[self._slot]
 
     @data.setter
     def data(self, x):
-        store, slot = self._bind
-        store.data[slot] = x
+        self._store._data[self._slot] = x if type(x) is float else as_float(x, "Parameter data")
 
     @property
     def grad(self):
-        store, slot = self._bind
-        return store.grad[slot]
+        return self._store._grad[self._slot]
 
     @grad.setter
     def grad(self, x):
-        store, slot = self._bind
-        store.grad[slot] = x
+        self._store._grad[self._slot] = x if type(x) is float else as_float(x, "Parameter grad")
 
 
-def bind(values):
-    """Bind the leaf Values not bound yet to a new store; return the groups
-    [(store, slots, positions)] that say where each of `values` lives:
-    values[positions[j]] is store slot slots[j]."""
-    fresh, seen = [], set()
-    for v in values:
-        if v._op != LEAF:
-            raise ValueError(f"only leaf Values can be parameters, not the output of {v.op!r}")
-        if v._bind is None and v not in seen:
-            seen.add(v)
-            fresh.append(v)
-    if fresh:
-        store = ParamStore(fresh)
-        for slot, v in enumerate(fresh):
-            v.__class__ = BoundValue
-            v._bind = (store, slot)
-            _plain_data.__set__(v, 0.0)    # the store holds the truth now: drop the
-            _plain_grad.__set__(v, 0.0)    # Value's own floats (the slots BoundValue hides)
-    groups = {}
+def _init(p, store, slot, label):
+    leaf_init(p, label)       # the Value's own data and grad slots stay unused
+    p._store, p._slot = store, slot
+
+
+def _parameter(store, slot, label):
+    p = _new(Parameter)
+    _init(p, store, slot, label)
+    return p
+
+
+def groups(values):
+    """Where each of `values` (leaf Values) lives: [(store, slots, positions)]
+    for the Parameters, grouped by store (values[positions[j]] is slot
+    slots[j], slots as bytes of int32), and the positions of plain Values."""
+    by_store, plain = {}, []
     for pos, v in enumerate(values):
-        store, slot = v._bind
-        group = groups.get(store)
-        if group is None:
-            group = groups[store] = (array("i"), [])
-        group[0].append(slot)
-        group[1].append(pos)
-    return [(store, slots, positions) for store, (slots, positions) in groups.items()]
+        if isinstance(v, Parameter):
+            g = by_store.get(id(v._store))
+            if g is None:
+                g = by_store[id(v._store)] = (v._store, array("i"), [])
+            g[1].append(v._slot)
+            g[2].append(pos)
+        else:
+            plain.append(pos)
+    return [(s, slots.tobytes(), pos) for s, slots, pos in by_store.values()], plain
+
+
+def leaf_values(xs, name, hint):
+    """xs as a list of distinct leaf Values; TypeError/ValueError naming `name`
+    and the offending entry otherwise (`hint` says what the list is for)."""
+    if isinstance(xs, Value) or not hasattr(xs, "__iter__"):
+        raise TypeError(f"{name} must be a list of leaf Values ({hint})")
+    xs = list(xs)
+    for j, v in enumerate(xs):
+        if not isinstance(v, Value):
+            raise TypeError(f"{name}[{j}] must be a Value, not {type(v).__name__}")
+        if v._op != LEAF:
+            raise ValueError(f"{name}[{j}] must be a leaf Value, not the output of {v.op!r}")
+    if len(set(map(id, xs))) != len(xs):
+        raise ValueError(f"{name} must not repeat a Value")
+    return xs

@@ -1,95 +1,27 @@
-"""The pure-Python executor over a flat node array: the mirror of csrc/microbp.c.
+"""The pure-Python executor: the sweeps of a tape (tapeformat.py), the
+mirror of csrc/microbp.c, with the kernels of the op table (ops.py).
 
-A recorded graph ("tape") is a structure of arrays in topological order:
-
-    op[i]    op code (ops.py)          a[i], b[i]  input indices (< i, -1 if none)
-    vary[i]  1 if node i depends on an input slot (it then has one value per
-             row of the batch, its "lanes"), 0 if it is the same for every row
-    off[i]   where node i's values start in val[] and adj[] (layout() below)
-    ext[]    the term lists of fused "lin" nodes (ops.py): for node i,
-             ext[b[i]] = k, then k pairs (p, q) of earlier node indices
-
-forward() fills val[] up the array, backward() fills adj[] down it. Adjoints
-start at -0.0, the exact additive identity, so a node's gradient is exactly
-the sum of its contributions in the order they arrive, as in PyTorch. A node
-that does not vary keeps a single value; when it feeds a varying node, its
-gradient is the sum over the lanes, added in a fixed order (4 running sums,
-lane r into sum r % 4, each started at -0.0), so that C and Python give the
-same doubles and one lane gives exactly the eager result.
+forward() fills val[] up the array, backward() fills adj[] down it and
+tangent() fills tan[] up it (forward mode). Adjoints start at -0.0, the exact
+additive identity, so a node's gradient is exactly the sum of its
+contributions in the order they arrive, as in PyTorch. A node that does not
+vary keeps a single value; when it feeds a varying node, its gradient is the
+sum over the lanes, added in a fixed order (4 running sums, lane r into sum
+r % 4, each started at -0.0), so that C and Python give the same doubles and
+one lane gives exactly the eager result. The functions every executor
+provides are listed in executor.py.
 """
 import math
 from itertools import repeat
 
 from . import ops
-from .ops import CONST, LIN, ADD, MUL, ieee_div
+from .ops import CONST, LIN, ADD, MUL
+from .tapeformat import (TapeError, check, check_nodes as _check_nodes,  # noqa: F401
+                         check_slots as _check_slots, check_rows, lin_terms, layout)
 
-_F, _B, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.ARITY, ops.GRAD_B
+_F, _B, _T, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.TANGENT, ops.ARITY, ops.GRAD_B
 _add, _mul = _F[ADD], _F[MUL]
-
-
-class TapeError(ValueError):
-    """A flat node array that breaks the rules above."""
-
-
-def layout(vary, nr):
-    """Offsets of each node's values for `nr` rows, and the total length."""
-    off, total = [], 0
-    for v in vary:
-        off.append(total)
-        total += nr if v else 1
-    return off, total
-
-
-def lin_terms(ext, start):
-    """The (p, q) pairs of a lin node whose term list starts at ext[start]."""
-    k = ext[start]
-    return [(ext[start + 1 + 2 * j], ext[start + 2 + 2 * j]) for j in range(k)]
-
-
-def inputs_vary(i, op, a, b, vary, ext):
-    """1 if any input of the (non-leaf) node i varies: what vary[i] must be."""
-    o = op[i]
-    v = vary[a[i]]
-    if _ARITY[o] == 2:
-        v |= vary[b[i]]
-    if o == LIN:
-        for p, q in lin_terms(ext, b[i]):
-            v |= vary[p] | vary[q]
-    return v
-
-
-def check(op, a, b, vary, off, nr, nval, ext=()):
-    """Raise TapeError unless the arrays describe a valid tape (what C checks too)."""
-    n = len(op)
-    if not (len(a) == len(b) == len(vary) == len(off) == n) or n == 0:
-        raise TapeError("tape arrays must be non-empty and of one length")
-    if not isinstance(nr, int) or not 1 <= nr < 2 ** 62:
-        raise TapeError(f"the number of rows must be an int from 1 to 2**62, got {nr!r}")
-    end = 0
-    for i in range(n):
-        o = op[i]
-        if not 0 <= o < ops.NUM_OPS:
-            raise TapeError(f"node {i}: unknown op code {o}")
-        k = _ARITY[o]
-        if k >= 1 and not 0 <= a[i] < i:
-            raise TapeError(f"node {i}: input a={a[i]} is not an earlier node")
-        if k == 2 and not 0 <= b[i] < i:
-            raise TapeError(f"node {i}: input b={b[i]} is not an earlier node")
-        if vary[i] not in (0, 1):
-            raise TapeError(f"node {i}: vary must be 0 or 1")
-        if o == LIN:
-            s = b[i]
-            if not (0 <= s < len(ext) and 1 <= ext[s] and s + 1 + 2 * ext[s] <= len(ext)):
-                raise TapeError(f"node {i}: lin term list at ext[{s}] is out of range")
-            if not all(0 <= p < i and 0 <= q < i for p, q in lin_terms(ext, s)):
-                raise TapeError(f"node {i}: a lin term is not of earlier nodes")
-        if k >= 1 and vary[i] != inputs_vary(i, op, a, b, vary, ext):
-            raise TapeError(f"node {i}: varies unlike its inputs")
-        if off[i] != end:
-            raise TapeError(f"node {i}: offset {off[i]} breaks the layout")
-        end += nr if vary[i] else 1
-    if end > nval:
-        raise TapeError(f"value arrays hold {nval} doubles, the tape needs {end}")
+_mul_tangent = ops.TANGENT[MUL]
 
 
 def _lanes(val, i, vary, off, nr):
@@ -204,6 +136,43 @@ def backward(adj, val, op, a, b, vary, off, nr, ext=()):
                 _accumulate(adj, bi, vary, off, [p[1] for p in pairs])
 
 
+def tangent(tan, val, op, a, b, vary, off, nr, ext=()):
+    """tan[node] = the tangent of every node that varies, up the array, from
+    the tangents of the input slots (set by the caller): forward mode, with
+    the tangents of the rows of a batch as lanes. A node that does not vary
+    has no tangent (it depends on no input slot), and contributes nothing."""
+    check(op, a, b, vary, off, nr, min(len(val), len(tan)), ext)
+    for i in range(len(op)):
+        o = op[i]
+        if o <= CONST or not vary[i]:
+            continue
+        oi = off[i]
+        if o == LIN:
+            _lin_tangent(tan, val, i, a[i], lin_terms(ext, b[i]), vary, off, nr)
+            continue
+        ai, bi = a[i], (b[i] if _ARITY[o] == 2 else a[i])
+        none = repeat(None, nr)
+        ta = tan[off[ai]:off[ai] + nr] if vary[ai] else none
+        tb = tan[off[bi]:off[bi] + nr] if (_GRAD_B[o] and vary[bi]) else none
+        tan[oi:oi + nr] = type(tan)("d", map(_T[o], ta, tb, _lanes(val, ai, vary, off, nr),
+                                             _lanes(val, bi, vary, off, nr), val[oi:oi + nr]))
+
+
+def _lin_tangent(tan, val, i, base, terms, vary, off, nr):
+    """The tangents of the fused adds and muls in their order: a mul of two
+    nodes that do not vary has none, and its add passes the sum's on."""
+    acc = tan[off[base]:off[base] + nr].tolist() if vary[base] else None
+    for p, q in terms:
+        if not (vary[p] or vary[q]):
+            continue
+        tp = tan[off[p]:off[p] + nr] if vary[p] else repeat(None, nr)
+        tq = tan[off[q]:off[q] + nr] if vary[q] else repeat(None, nr)
+        m = list(map(_mul_tangent, tp, tq, _lanes(val, p, vary, off, nr),
+                     _lanes(val, q, vary, off, nr), repeat(0.0, nr)))
+        acc = m if acc is None else list(map(_add, acc, m))
+    tan[off[i]:off[i] + nr] = type(tan)("d", acc)
+
+
 def backward_scalar(op, a, b, val):
     """Adjoints of every node of a one-row tape given as lists (eager backward)."""
     adj = [-0.0] * len(op)
@@ -245,18 +214,6 @@ def first_nonfinite(arr, start=0, stop=None):
 
 # -- moving parameters and batches in and out of a tape (mbp_gather & co) ----
 
-def _check_nodes(off, nodes, width, nval):
-    for j in nodes:
-        if not 0 <= j < len(off) or not 0 <= off[j] <= nval - width:
-            raise TapeError(f"node {j} is out of range of the tape")
-
-
-def _check_slots(slots, nslots):
-    for s in slots:
-        if not 0 <= s < nslots:
-            raise TapeError(f"slot {s} is out of range 0..{nslots - 1}")
-
-
 def gather(val, off, nodes, slots, src):
     """val[off[nodes[j]]] = src[slots[j]]: parameter values into the tape."""
     if len(nodes) != len(slots):
@@ -286,39 +243,3 @@ def load_rows(val, off, nodes, rows, nr):
     for j, node in enumerate(nodes):
         o = off[node]
         val[o:o + nr] = rows[j:nr * k:k]
-
-
-# -- optimizers over data[slots[j]] (mbp_sgd & co) ----------------------------
-
-def sgd(data, grad, slots, lr):
-    _check_slots(slots, min(len(data), len(grad)))
-    for s in slots:
-        data[s] = data[s] - lr * grad[s]
-
-
-def momentum(data, vel, grad, slots, lr, mu):
-    if len(slots) > len(vel):
-        raise TapeError("the velocity array is shorter than the slots")
-    _check_slots(slots, min(len(data), len(grad)))
-    for j, s in enumerate(slots):
-        vel[j] = mu * vel[j] - lr * grad[s]           # v <- mu v - lr g
-        data[s] = data[s] + vel[j]                    # w <- w + v
-
-
-def adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
-    if len(slots) > min(len(m), len(v)):
-        raise TapeError("the moment arrays are shorter than the slots")
-    _check_slots(slots, min(len(data), len(grad)))
-    for j, s in enumerate(slots):
-        gr = grad[s]
-        m[j] = beta1 * m[j] + (1.0 - beta1) * gr
-        v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr)
-        mhat, vhat = ieee_div(m[j], bc1), ieee_div(v[j], bc2)   # bias correction
-        root = math.sqrt(vhat) if not vhat < 0.0 else ops.nan    # C's sqrt: no exception
-        data[s] = data[s] - ieee_div(lr * mhat, root + eps)
-
-
-def fill(dst, slots, value):
-    _check_slots(slots, len(dst))
-    for s in slots:
-        dst[s] = value

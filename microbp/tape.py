@@ -3,20 +3,30 @@
     tape = Tape(loss, inputs=[x1, x2, y])    # the graph below `loss`, once
     tape.forward([[0.5, -1.0, 1.0], ...])    # one row per sample -> losses
     tape.backward()                          # parameter .grad += d(sum of losses)
+    tape.jvp(rows, tangents)                 # forward mode over the input slots
 
 The rows of a batch are the lanes of each node: a node that depends on an
 input slot holds one value per row, every other node (parameters, constants,
 a weight-decay term) holds one value, computed once per forward.
+
+A recorded tape is a sealed program: its structure (op codes, inputs, fused
+term lists, lane flags) is immutable bytes that the tape owns, and its value
+and adjoint buffers are private; read it through num_nodes, ops, varies,
+num_inputs and parameters. One tape serves one thread at a time: its calls
+hold a lock, and backward() raises RuntimeError when the last forward() ran
+in another thread (it would hand one thread's results to another).
 """
+import threading
 from array import array
 from itertools import chain
 
 from . import anomaly, params as _params
 from .backend import executor
-from .engine import Value, LEAF, as_float, leaf_values
+from .checks import as_float
+from .engine import Value
 from .graph import topo, flatten
-from .ops import ADD, MUL, LIN, CONST, ARITY
-from .pyexec import layout, inputs_vary
+from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
+from .tapeformat import layout, inputs_vary, TapeError
 
 
 class Batch:
@@ -113,17 +123,22 @@ def fuse_linear(nodes, op, a, b):
     return [nodes[i] for i in kept], nop, na, nb, ext
 
 
+def _frozen(code, xs):
+    """xs as a read-only view of immutable bytes (what no caller can change)."""
+    return memoryview(array(code, xs).tobytes()).cast(code)
+
+
 class Tape:
     """A graph recorded into a flat node array, replayed by forward()/backward()."""
 
     def __init__(self, output, inputs=()):
         if not isinstance(output, Value):
             raise TypeError(f"output must be a Value, not {type(output).__name__}")
-        inputs = leaf_values(inputs, "inputs", "the input slots")
+        inputs = _params.leaf_values(inputs, "inputs", "the input slots")
 
         nodes = topo(output)
         op, a, b, _ = flatten(nodes)
-        nodes, op, a, b, self.ext = fuse_linear(nodes, op, a, b)
+        nodes, op, a, b, ext = fuse_linear(nodes, op, a, b)
         pos = {v: i for i, v in enumerate(nodes)}
         slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
         vary = bytearray(len(nodes))          # 1: depends on an input slot
@@ -131,89 +146,175 @@ class Tape:
             if o == LEAF:
                 vary[i] = i in slot_of
             elif ARITY[o] >= 1:
-                vary[i] = inputs_vary(i, op, a, b, vary, self.ext)
-
-        self.n = len(nodes)
-        self.labels = {i: v.label for i, v in enumerate(nodes) if v.label}
-        self.op, self.a, self.b = array("i", op), array("i", a), array("i", b)
-        self.vary = vary
-        # input slot j feeds node in_nodes[j] (an unused slot is left out)
-        used = sorted(slot_of.items(), key=lambda kv: kv[1])
-        self.in_nodes = array("i", [i for i, _ in used])
-        self.in_cols = [j for _, j in used]
-        self._all_cols = self.in_cols == list(range(len(inputs)))
-        self.ninputs = len(inputs)
+                vary[i] = inputs_vary(i, op, a, b, vary, ext)
         # parameters: every other leaf; constants keep the value they were recorded with
         pnodes = [i for i, o in enumerate(op) if o == LEAF and i not in slot_of]
-        self.parameters = [nodes[i] for i in pnodes]
-        self.groups = [(store, array("i", [pnodes[p] for p in positions]), slots)
-                       for store, slots, positions in _params.bind(self.parameters)]
+        params = tuple(nodes[i] for i in pnodes)
+        groups, plain = _params.groups(params)
+
+        self._n = len(nodes)
+        self._labels = {i: v.label for i, v in enumerate(nodes) if v.label}
+        self._op, self._a, self._b = _frozen("i", op), _frozen("i", a), _frozen("i", b)
+        self._ext = _frozen("i", ext)
+        self._vary = bytes(vary)
+        # input slot j feeds node in_nodes[j] (an unused slot is left out)
+        used = sorted(slot_of.items(), key=lambda kv: kv[1])
+        self._in_nodes = _frozen("i", [i for i, _ in used])
+        self._in_cols = tuple(j for _, j in used)
+        self._all_cols = list(self._in_cols) == list(range(len(inputs)))
+        self._ninputs = len(inputs)
+        self._params = params
+        self._groups = tuple((store, _frozen("i", [pnodes[p] for p in positions]),
+                              memoryview(slots).cast("i"))
+                             for store, slots, positions in groups)
+        self._plain = tuple((pnodes[p], params[p]) for p in plain)
         consts = [i for i, o in enumerate(op) if o == CONST]
-        self.const_nodes = array("i", consts)          # constants keep their value:
-        self._const_vals = array("d", [nodes[i].data for i in consts])   # until a layout
-        self.nr = 0          # rows of the current layout
-        self.off = self.val = self.adj = None
-        self._ready = False  # a forward has filled val
+        self._const_nodes = tuple(consts)
+        self._const_vals = tuple(nodes[i].data for i in consts)
+        self._nr = 0          # rows of the current layout
+        self._off = self._val = self._adj = self._tan = None
+        self._ready = None    # the thread whose forward filled val
+        self._lock = threading.Lock()
+
+    # -- read-only views of the program ----------------------------------------
+    @property
+    def num_nodes(self):
+        """The number of nodes of the recorded program (after fusion)."""
+        return self._n
+
+    __len__ = num_nodes.fget
+
+    @property
+    def ops(self):
+        """The op name of each node, in topological order (a tuple)."""
+        return tuple(NAMES[o] for o in self._op)
+
+    @property
+    def varies(self):
+        """1 for each node that depends on an input slot, else 0 (bytes)."""
+        return self._vary
+
+    @property
+    def num_inputs(self):
+        """The number of input slots: the width of a batch row."""
+        return self._ninputs
+
+    @property
+    def parameters(self):
+        """The leaves that are not input slots, in topological order (a tuple)."""
+        return self._params
 
     def __repr__(self):
-        return (f"Tape({self.n} nodes, {self.ninputs} inputs, "
-                f"{len(self.parameters)} parameters)")
+        return (f"Tape({self._n} nodes, {self._ninputs} inputs, "
+                f"{len(self._params)} parameters)")
 
+    # -- running it ------------------------------------------------------------
     def _layout(self, nr):
-        if nr == self.nr:
+        if nr == self._nr:
             return
-        off, total = layout(self.vary, nr)
+        off, total = layout(self._vary, nr)
+        off = _frozen("q", off)
         val = array("d", bytes(8 * total))
-        if self.val is None:                      # the first layout: recorded values
-            consts = self._const_vals
-            self._const_vals = None
-        else:                                     # later: from the previous layout
-            consts = [self.val[self.off[i]] for i in self.const_nodes]
-        for i, x in zip(self.const_nodes, consts):
+        for i, x in zip(self._const_nodes, self._const_vals):
             val[off[i]] = x
-        self.off, self.val = array("q", off), val
-        self.adj = array("d", bytes(8 * total))
-        self.nr = nr
+        self._off, self._val = off, val
+        self._adj = array("d", bytes(8 * total))
+        self._tan = None
+        self._nr = nr
+
+    def _batch(self, batch, what="batch"):
+        if not isinstance(batch, Batch):
+            batch = Batch(batch, self._ninputs)
+        elif batch.width != self._ninputs:
+            raise ValueError(f"{what} rows have {batch.width} entries, expected "
+                             f"{self._ninputs} (one per input slot)")
+        return batch
+
+    def _columns(self, batch):
+        """The batch's values of the used input slots, row by row."""
+        rows, nr, w = batch.rows, batch.nrows, self._ninputs
+        if self._all_cols:
+            return rows
+        return array("d", [rows[r * w + j] for r in range(nr) for j in self._in_cols])
+
+    def _outputs(self, arr, nr):
+        root = self._off[self._n - 1]
+        if self._vary[self._n - 1]:
+            return arr[root:root + nr].tolist()
+        return [arr[root]] * nr
+
+    def _forward(self, ex, batch):
+        nr = batch.nrows
+        self._layout(nr)
+        val, off = self._val, self._off
+        for store, nodes, slots in self._groups:
+            ex.gather(val, off, nodes, slots, store._data)
+        for i, v in self._plain:
+            val[off[i]] = v.data
+        if self._in_nodes:
+            ex.load_rows(val, off, self._in_nodes, self._columns(batch), nr)
+        ex.forward(val, self._op, self._a, self._b, self._vary, off, nr, self._ext)
+        if anomaly.enabled():
+            anomaly.check_lanes(val, off, self._vary, nr, self._op, self._labels.get,
+                                ex.first_nonfinite, "value")
 
     def forward(self, batch):
         """Run the graph once per row of `batch` (a list of rows with one float per
         input slot, or a Batch); return the list of output values, one per row."""
-        if not isinstance(batch, Batch):
-            batch = Batch(batch, self.ninputs)
-        elif batch.width != self.ninputs:
-            raise ValueError(f"batch rows have {batch.width} entries, expected "
-                             f"{self.ninputs} (one per input slot)")
-        ex, nr = executor(), batch.nrows
-        self._ready = False
-        self._layout(nr)
-        for store, nodes, slots in self.groups:
-            ex.gather(self.val, self.off, nodes, slots, store.data)
-        if self.in_nodes:
-            rows = batch.rows
-            if not self._all_cols:                        # some slots unused
-                rows = array("d", [rows[r * self.ninputs + j]
-                                   for r in range(nr) for j in self.in_cols])
-            ex.load_rows(self.val, self.off, self.in_nodes, rows, nr)
-        ex.forward(self.val, self.op, self.a, self.b, self.vary, self.off, nr, self.ext)
-        if anomaly.enabled():
-            anomaly.check_lanes(self.val, self.off, self.vary, nr, self.op, self.labels.get,
-                                ex.first_nonfinite, "value")
-        self._ready = True
-        root = self.off[self.n - 1]
-        if self.vary[self.n - 1]:
-            return self.val[root:root + nr].tolist()
-        return [self.val[root]] * nr
+        batch = self._batch(batch)
+        ex = executor()
+        with self._lock:
+            self._ready = None
+            self._forward(ex, batch)
+            self._ready = threading.get_ident()
+            return self._outputs(self._val, batch.nrows)
 
     def backward(self):
         """Add to each parameter's .grad the gradient of the sum of the outputs of
         the last forward() (one per row)."""
-        if not self._ready:
-            raise RuntimeError("Tape.backward() needs a forward() first")
         ex = executor()
-        ex.backward(self.adj, self.val, self.op, self.a, self.b, self.vary, self.off, self.nr,
-                    self.ext)
-        if anomaly.enabled():                # before any .grad changes
-            anomaly.check_lanes(self.adj, self.off, self.vary, self.nr, self.op, self.labels.get,
-                                ex.first_nonfinite, "gradient", reverse=True)
-        for store, nodes, slots in self.groups:
-            ex.scatter_add(store.grad, self.adj, self.off, nodes, slots)
+        with self._lock:
+            if self._ready is None:
+                raise RuntimeError("Tape.backward() needs a forward() first")
+            if self._ready != threading.get_ident():
+                raise RuntimeError("Tape.backward(): the last forward() of this tape ran in "
+                                   "another thread; a tape serves one thread at a time")
+            off, adj = self._off, self._adj
+            ex.backward(adj, self._val, self._op, self._a, self._b, self._vary, off, self._nr,
+                        self._ext)
+            if anomaly.enabled():                # before any .grad changes
+                anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
+                                    self._labels.get, ex.first_nonfinite, "gradient",
+                                    reverse=True)
+            for store, nodes, slots in self._groups:
+                ex.scatter_add(store._grad, adj, off, nodes, slots)
+            for i, v in self._plain:
+                v.grad += adj[off[i]]
+
+    def jvp(self, batch, tangents):
+        """Forward mode over the input slots: for each row of `batch`, the output
+        and its directional derivative along that row of `tangents` (a batch of
+        the same shape: one tangent per input slot). Returns (outputs,
+        output_tangents), two lists with one float per row. Parameters and
+        constants carry no tangent; an output that depends on no input slot has
+        tangent 0.0. Leaves .grad alone (and forgets the last forward)."""
+        batch = self._batch(batch)
+        tangents = self._batch(tangents, "tangents")
+        if tangents.nrows != batch.nrows:
+            raise ValueError(f"tangents has {tangents.nrows} rows, batch has {batch.nrows}")
+        ex = executor()
+        with self._lock:
+            self._ready = None
+            self._forward(ex, batch)
+            nr = batch.nrows
+            if self._tan is None:
+                self._tan = array("d", bytes(8 * len(self._val)))
+            tan = self._tan
+            if self._in_nodes:
+                ex.load_rows(tan, self._off, self._in_nodes, self._columns(tangents), nr)
+            ex.tangent(tan, self._val, self._op, self._a, self._b, self._vary, self._off, nr,
+                       self._ext)
+            outs = self._outputs(self._val, nr)
+            if not self._vary[self._n - 1]:
+                return outs, [0.0] * nr
+            return outs, self._outputs(tan, nr)

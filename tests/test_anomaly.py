@@ -25,18 +25,20 @@ def test_eager_forward_names_the_op():
     assert ok.data == 0.0
 
 
-def test_block_restores_the_plain_constructor_and_nests():
+def test_blocks_nest_and_the_engine_hook_is_off_after_them():
     from microbp import engine, anomaly
     plain = engine._node
     with detect_anomaly():
         with detect_anomaly():
-            assert anomaly.enabled()
-        assert anomaly.enabled() and engine._node is not plain
-    assert not anomaly.enabled() and engine._node is plain
+            assert anomaly.enabled() and anomaly.active == 2
+        assert anomaly.enabled() and anomaly.active == 1
+    assert not anomaly.enabled() and anomaly.active == 0
     with pytest.raises(ZeroDivisionError):
         with detect_anomaly():
             raise ZeroDivisionError
-    assert engine._node is plain
+    assert anomaly.active == 0
+    assert engine._node is plain          # no module's global is ever swapped
+    assert (Value(1.0) / 0.0).data == float("inf")     # off again: no error
 
 
 def test_eager_backward_names_the_first_bad_gradient_and_changes_no_grad():

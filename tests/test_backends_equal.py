@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import microbp
+import executors
 from microbp import Value, Tape, use_backend
 from microbp import ops
 from microbp.graph import topo, flatten
@@ -275,7 +276,7 @@ def test_multi_row_tape_equals_eager_where_finite(case):
     prog, order, batch = case
     slots = {i for i in order if i >= 0}
     tape, tlv = make_tape(prog, order)
-    assume(tape.vary[tape.n - 1])      # see test_tape.py: a fixed root is summed once
+    assume(tape.varies[tape.num_nodes - 1])      # see test_tape.py: a fixed root is summed once
     outs, grads = run_tape(tape, microbp.Batch(batch), microbp.get_backend())
     per_row, scales = [], []            # per-row eager grads of each leaf, error scales
     for r, row in enumerate(batch):
@@ -372,7 +373,7 @@ def test_smooth_tape_matches_finite_differences(prog, xs):
     for be in BACKENDS:
         lv, root = build_smooth(prog)
         tape = Tape(root, [lv[0]])
-        assume(tape.vary[tape.n - 1])   # the output depends on the input slot
+        assume(tape.varies[tape.num_nodes - 1])   # the output depends on the input slot
         run_tape(tape, [[x] for x in xs], be)
         per_be[be] = [lv[k].grad for k in range(1, len(leaves))]
     assert all_same(per_be["python"], per_be["c"])
@@ -500,7 +501,7 @@ def test_adam_kernel_outside_its_domain(v0, bc1, bc2):
     from array import array
     res = []
     for be in BACKENDS:
-        ex = microbp.backend.executor(be)
+        ex = executors.executor(be)
         data, m, v, g = array("d", [1.0]), array("d", [0.0]), array("d", [v0]), array("d", [0.5])
         ex.adam(data, m, v, g, array("i", [0]), 0.1, 0.9, 0.999, 1e-8, bc1, bc2)
         res.append(list(data) + list(m) + list(v))

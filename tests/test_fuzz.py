@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import microbp
+import executors
 from microbp import ops, pyexec, TapeError
 
 pytestmark = pytest.mark.skipif("c" not in microbp.available_backends(),
@@ -109,7 +110,7 @@ def test_gather_scatter_load_rows_check_every_index(nodes, slots, nval, nsrc, nr
     off = array("q", range(nval))
     for name in ("gather", "scatter_add", "load_rows"):
         outcomes = []
-        for mod in (pyexec, cexec):
+        for mod in (executors.PY, cexec):
             val = array("d", [1.0] * nval)
             src = array("d", [2.0] * nsrc)
             before = val.tolist(), src.tolist()
@@ -131,7 +132,7 @@ def test_gather_scatter_load_rows_check_every_index(nodes, slots, nval, nsrc, nr
 @given(st.lists(ints, max_size=6), st.integers(0, 5), st.integers(0, 6))
 def test_optimizer_kernels_check_every_slot(slots, ndata, nstate):
     outcomes = []
-    for mod in (pyexec, cexec):
+    for mod in (executors.PY, cexec):
         data, grad = array("d", [1.0] * ndata), array("d", [0.5] * ndata)
         m, v = array("d", [0.0] * nstate), array("d", [0.0] * nstate)
         s = array("i", slots)
@@ -154,7 +155,7 @@ def test_optimizer_kernels_check_every_slot(slots, ndata, nstate):
 def test_huge_and_negative_sizes_are_refused():
     op, a, b = array("i", [0]), array("i", [-1]), array("i", [-1])
     vary, off, val = bytearray([1]), array("q", [0]), array("d", [0.0])
-    for mod in (pyexec, cexec):
+    for mod in (executors.PY, cexec):
         for nr in (0, -5, 2 ** 62, 2 ** 70):
             with pytest.raises(TapeError):
                 mod.forward(val, op, a, b, vary, off, nr)

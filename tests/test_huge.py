@@ -17,7 +17,7 @@ def test_million_node_chain_eager_and_tape():
     assert math.isclose(x.grad, expect, rel_tol=1e-9)
     slot = Value(0.0)
     t = Tape(h + slot, [slot])
-    assert t.n > N // 2
+    assert t.num_nodes > N // 2
     (out,) = t.forward([[2.0]])
     assert math.isclose(out, 0.5 * expect + 2.0, rel_tol=1e-9)
     x.grad = 0.0

@@ -17,7 +17,7 @@ import microbp
 from microbp import Tape, Value, losses
 from microbp.nn import MLP, Layer, Module, Neuron
 from microbp.optim import SGD, Adam
-from microbp.params import BoundValue
+from microbp.params import Parameter
 from microbp.serialize import FormatError, decode_float, encode_float
 
 INF, NAN = math.inf, math.nan
@@ -335,7 +335,7 @@ def test_layer_and_neuron_files(tmp_path):
 def test_bound_parameters_save_and_load(tmp_path, backend):
     m = MLP(2, [4, 1], seed=0)
     opt = Adam(m.parameters(), lr=0.01)
-    assert all(type(p) is BoundValue for p in m.parameters())
+    assert all(type(p) is Parameter for p in m.parameters())
     for _ in range(3):
         opt.zero_grad()
         losses.mse([m([0.5, -1.0])], [1.0]).backward()
@@ -343,7 +343,7 @@ def test_bound_parameters_save_and_load(tmp_path, backend):
     path = tmp_path / "model.json"
     m.save(path)
     fresh = MLP.load(path)
-    assert all(type(p) is Value for p in fresh.parameters())
+    assert all(type(p) is Parameter for p in fresh.parameters())
     assert_same_params(m, fresh)
 
     other = special_model(3)
@@ -354,9 +354,9 @@ def test_bound_parameters_save_and_load(tmp_path, backend):
     grads = [p.grad for p in target.parameters()]
     target.load(other_path)
     assert_same_params(other, target)
-    store, _ = target.parameters()[0]._bind
-    assert same(store.data[0], INF) and math.isnan(store.data[2])
-    assert bits(store.data[3]) == bits(-0.0)     # the flat array holds them exactly
+    store = target.parameters()[0]._store
+    assert same(store._data[0], INF) and math.isnan(store._data[2])
+    assert bits(store._data[3]) == bits(-0.0)     # the flat array holds them exactly
     assert [p.grad for p in target.parameters()] == grads     # grads are not touched
 
 

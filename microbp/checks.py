@@ -1,0 +1,32 @@
+"""Argument checks shared by the public entry points: numbers and settings.
+
+One rule for numbers everywhere: an int, a float, or any other real number
+type (numbers.Real, e.g. numpy's float64) is accepted and converted to a
+Python float; anything else is a TypeError naming what was expected.
+"""
+import math
+import numbers
+
+
+def as_float(x, what="data"):
+    """x as a Python float, or TypeError naming what was expected."""
+    if type(x) is float:
+        return x
+    if isinstance(x, numbers.Real):
+        try:
+            return float(x)
+        except OverflowError:
+            raise ValueError(f"{what}: an int of {int(x).bit_length()} bits is too large "
+                             "for a float") from None
+    raise TypeError(f"{what} must be an int or float, not {type(x).__name__}")
+
+
+def setting(x, name, allow_zero=False):
+    """x as a finite float > 0 (>= 0 with allow_zero), for a setting such as a
+    learning rate or a tolerance; TypeError/ValueError naming `name`."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
+    x = as_float(x, name)
+    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
+    return x
