@@ -23,11 +23,12 @@ enum mbp_op {
     OP_SIGMOID = 13,
     OP_RELU = 14,
     OP_ABS = 15,
+    OP_SQRT = 16,
 };
-#define NUM_OPS 16
+#define NUM_OPS 17
 
 /* the number of inputs of each op */
-static const int op_arity[NUM_OPS] = {0, 0, 1, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+static const int op_arity[NUM_OPS] = {0, 0, 1, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1};
 
 /* add: out = a + b;  d out/d a = 1.0;  d out/d b = 1.0 */
 static inline double add_forward(double a, double b) { return a + b; }
@@ -104,6 +105,11 @@ static inline double abs_forward(double a, double b) { (void)b; return fabs(a); 
 static inline double abs_grad_a(double g, double a, double b, double out) { (void)b; (void)out; return g * mbp_sign(a); }
 static inline double abs_tangent_a(double t, double a, double b, double out) { (void)b; (void)out; return t * mbp_sign(a); }
 
+/* sqrt: out = sqrt(a);  d out/d a = 0.5 / out */
+static inline double sqrt_forward(double a, double b) { (void)b; return sqrt(a); }
+static inline double sqrt_grad_a(double g, double a, double b, double out) { (void)a; (void)b; return g * 0.5 / out; }
+static inline double sqrt_tangent_a(double t, double a, double b, double out) { (void)a; (void)b; return t * 0.5 / out; }
+
 /* out lanes = op(a lanes, b lanes) */
 static void op_forward(int op, double *out, int64_t w,
                        const double *a, int va, const double *b, int vb) {
@@ -121,6 +127,7 @@ static void op_forward(int op, double *out, int64_t w,
     case OP_SIGMOID: forward_lanes(out, w, a, va, b, vb, sigmoid_forward); break;
     case OP_RELU: forward_lanes(out, w, a, va, b, vb, relu_forward); break;
     case OP_ABS: forward_lanes(out, w, a, va, b, vb, abs_forward); break;
+    case OP_SQRT: forward_lanes(out, w, a, va, b, vb, sqrt_forward); break;
     }
 }
 
@@ -148,6 +155,7 @@ static void op_backward(int op, double *da, double *db, int64_t w, const double 
     case OP_SIGMOID: backward_lanes(da, va, w, g, out, a, va, b, vb, sigmoid_grad_a); break;
     case OP_RELU: backward_lanes(da, va, w, g, out, a, va, b, vb, relu_grad_a); break;
     case OP_ABS: backward_lanes(da, va, w, g, out, a, va, b, vb, abs_grad_a); break;
+    case OP_SQRT: backward_lanes(da, va, w, g, out, a, va, b, vb, sqrt_grad_a); break;
     }
 }
 
@@ -170,6 +178,7 @@ static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha
     case OP_SIGMOID: tangent_lanes(tout, w, ta, ha, tb, 0, out, a, va, b, vb, sigmoid_tangent_a, sigmoid_tangent_a); break;
     case OP_RELU: tangent_lanes(tout, w, ta, ha, tb, 0, out, a, va, b, vb, relu_tangent_a, relu_tangent_a); break;
     case OP_ABS: tangent_lanes(tout, w, ta, ha, tb, 0, out, a, va, b, vb, abs_tangent_a, abs_tangent_a); break;
+    case OP_SQRT: tangent_lanes(tout, w, ta, ha, tb, 0, out, a, va, b, vb, sqrt_tangent_a, sqrt_tangent_a); break;
     }
 }
 

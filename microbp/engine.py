@@ -132,6 +132,9 @@ class Value:
 
     __abs__ = abs
 
+    def sqrt(self):
+        return _node(ops.CODE["sqrt"], ops.OPS[ops.CODE["sqrt"]].f(self.data, 0.0), self, None)
+
     def to_dot(self, max_nodes=200):
         """Graphviz DOT text of the graph below this value (see microbp.draw)."""
         from .draw import to_dot

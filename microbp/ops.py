@@ -50,6 +50,7 @@ ROWS = (
     ("sigmoid",  1,     "1.0 / (1.0 + exp(-a))",    "(1.0 - out) * out",                        None),
     ("relu",     1,     "0.0 if a < 0.0 else a",    "0.0 if a <= 0.0 else 1.0",                 None),
     ("abs",      1,     "fabs(a)",                  "sign(a)",                                  None),
+    ("sqrt",     1,     "sqrt(a)",                  "0.5 / out",                                None),
 )
 
 Op = namedtuple("Op", "code name arity grad_b forward d_a d_b "
