@@ -40,7 +40,7 @@ class Progress:
                 parts.append(f"acc {value * 100:5.1f}%")
             else:
                 parts.append(f"{name} {value:.6f}" if isinstance(value, float) else f"{name} {value}")
-        parts.append(f"{rate:,.1f} steps/s")
+        parts.append(f"{rate:,.1f} {self.label}s/s")
         return "  ".join(parts)
 
     def update(self, step, **metrics):
