@@ -85,3 +85,11 @@ def test_demo_short_run_reports_its_failure_and_draws_the_curve():
     assert r.returncode == 1                          # 3 steps: not yet 100%
     assert "step 3/3" in r.stdout
     assert r.stdout.count("\nloss ") == 1             # the loss curve line
+
+
+def test_demo_asking_for_c_where_it_is_not_built_is_a_usage_error():
+    code = ("import sys; sys.modules['microbp._cmicrobp'] = None\n"
+            "from microbp.__main__ import main; sys.exit(main(['demo', '--backend', 'c']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "the C backend is not built" in r.stderr
+    assert "python -m microbp info" in r.stderr and "Traceback" not in r.stderr

@@ -1,9 +1,12 @@
-"""The progress line: in place on a terminal, plain lines otherwise."""
+"""The progress line (in place on a terminal, plain lines otherwise) and the
+loss curve (a PNG with matplotlib, a text sparkline without)."""
 import io
+import math
+import sys
 
 import pytest
 
-from microbp.progress import Progress
+from microbp.progress import Progress, plot, sparkline, BARS, ASCII_BARS
 
 
 class Terminal(io.StringIO):
@@ -37,11 +40,6 @@ def test_total_must_be_positive():
 
 
 # --- the loss curve ----------------------------------------------------------
-
-import math  # noqa: E402
-import sys  # noqa: E402
-
-from microbp.progress import plot, sparkline, BARS, ASCII_BARS  # noqa: E402
 
 
 def test_sparkline_one_bar_per_value_low_to_high():
