@@ -1,6 +1,7 @@
 """python -m microbp: bench (its JSON shape, not its speed), demo, info, help,
 --version."""
 import json
+import os
 import subprocess
 import sys
 
@@ -61,11 +62,19 @@ def test_demo_trains_moons_to_100_percent():
     assert "step 100/100" in r.stdout
 
 
+def without_backend_choice():
+    """The environment less MICROBP_BACKEND (the suite's C run sets it to c)."""
+    env = dict(os.environ)
+    env.pop("MICROBP_BACKEND", None)
+    return env
+
+
 def test_info_without_the_c_core_gives_the_reason_and_the_fix():
     """The C core made unimportable in a child process (a None in sys.modules)."""
     code = ("import sys; sys.modules['microbp._cmicrobp'] = None\n"
             "from microbp.__main__ import main; sys.exit(main(['info']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=without_backend_choice())
     assert r.returncode == 0, r.stderr
     assert "available backends: python\n" in r.stdout
     assert "C core: not built: " in r.stdout and "microbp._cmicrobp" in r.stdout   # the reason
@@ -90,6 +99,7 @@ def test_demo_short_run_reports_its_failure_and_draws_the_curve():
 def test_demo_asking_for_c_where_it_is_not_built_is_a_usage_error():
     code = ("import sys; sys.modules['microbp._cmicrobp'] = None\n"
             "from microbp.__main__ import main; sys.exit(main(['demo', '--backend', 'c']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=without_backend_choice())
     assert r.returncode == 2 and "the C backend is not built" in r.stderr
     assert "python -m microbp info" in r.stderr and "Traceback" not in r.stderr
