@@ -117,7 +117,7 @@ def main(argv=None):
                     p.grad /= batch.nrows               # ... made the mean
                 opt.step()
             prog.update(epoch, loss=total / len(rows), acc=accuracy(train_pts, train))
-        plot(prog.history["loss"], label="mean loss per epoch")
+        plot(prog.history["loss"], label="mean loss per epoch", unit="epoch")
 
         pred = predict(test_pts)
         right = sum(p == y[i] for p, i in zip(pred, test))

@@ -99,7 +99,7 @@ def main(argv=None):
         score = scorer(model)
         acc = accuracy(score(X), y)
         print(f"final loss {losses[-1]:.6f}, training accuracy {acc * 100:.1f}%")
-        plot(losses, label="mean loss per epoch")
+        plot(losses, label="mean loss per epoch", unit="epoch")
         if not args.ascii and save_png(score, X, y, args.png):
             print(f"decision boundary written to {args.png}")
         else:

@@ -64,7 +64,8 @@ class Progress:
             known = ", ".join(self.history) or "none yet"
             raise ValueError(f"no metric {metric!r} was reported (reported: {known})")
         return plot(self.history[metric], path, label=metric,
-                    stream=self.stream if stream is None else stream, width=width)
+                    stream=self.stream if stream is None else stream, width=width,
+                    unit=self.label)
 
 
 def _values(values, what="values"):
@@ -145,13 +146,13 @@ def _bars_for(stream):
     return BARS
 
 
-def plot(values, path=None, label="loss", stream=None, width=60):
+def plot(values, path=None, label="loss", stream=None, width=60, unit="step"):
     """Draw the curve of `values` (one per step).
 
     With `path` and matplotlib installed: a picture (PNG, SVG or PDF, from the
     suffix) written to path; returns path. Otherwise (no path, or no
     matplotlib): one line of text written to `stream` (stdout by default) and
-    returned, `label first <sparkline> last (min .. at step ..)`; when a path
+    returned, `label first <sparkline> last (min .. at <unit> ..)`; when a path
     was asked for, a note says that matplotlib is missing. Both use a log
     scale when every value is positive and they span a factor of 10 or more."""
     values, width = _values(values, label), _width(width)
@@ -162,7 +163,7 @@ def plot(values, path=None, label="loss", stream=None, width=60):
             fig = Figure(figsize=(6, 3.2), dpi=100)
             ax = fig.add_subplot()
             ax.plot(range(1, len(values) + 1), values, color="#1f5fa8", linewidth=1.4)
-            ax.set_xlabel("step")
+            ax.set_xlabel(unit)
             ax.set_ylabel(label)
             if _log_scale(values):
                 ax.set_yscale("log")
@@ -172,7 +173,7 @@ def plot(values, path=None, label="loss", stream=None, width=60):
             return path
     stream = sys.stdout if stream is None else stream
     finite = [(v, k) for k, v in enumerate(values) if math.isfinite(v)]
-    low = f"  (min {min(finite)[0]:.4g} at step {min(finite)[1] + 1}" if finite else "  ("
+    low = f"  (min {min(finite)[0]:.4g} at {unit} {min(finite)[1] + 1}" if finite else "  ("
     low += ", log scale)" if _log_scale(values) else ")"
     line = sparkline(values, width, bars=_bars_for(stream))
     text = f"{label} {values[0]:.4g} {line} {values[-1]:.4g}{low}"

@@ -119,6 +119,10 @@ def test_progress_keeps_its_metrics_and_plots_them():
     assert text.startswith("acc 0.2 ") and sparkline(p.history["acc"]) in text
     with pytest.raises(ValueError, match="no metric 'mse'.*loss, acc"):
         p.plot("mse")
+    q = Progress(3, stream=io.StringIO(), label="epoch")
+    for k in (1, 2, 3):
+        q.update(k, loss=[3.0, 1.0, 2.0][k - 1])
+    assert q.plot(stream=io.StringIO()).endswith("(min 1 at epoch 2)")
 
 
 def test_numpy_values():
