@@ -82,7 +82,8 @@ def mlp_from_torch(module):
     output layer, and either every layer has a bias or none has: a Sequential
     that does not fit (another kind of layer, two activations in a row,
     mismatched sizes, mixed activations or biases) raises TypeError or
-    ValueError naming the layer. The weights are copied (as doubles)."""
+    ValueError naming the layer. The weights are copied (as doubles). With one
+    Linear there is no hidden layer: the MLP gets act="relu", its default."""
     torch = _torch()
     if not isinstance(module, torch.nn.Sequential):
         raise TypeError(f"from_torch needs a torch.nn.Sequential, not {type(module).__name__}")
