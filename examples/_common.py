@@ -1,11 +1,13 @@
-"""What the examples share: the --backend option, and a printout of the
-backward pass as local gradient x upstream gradient, node by node."""
+"""What the examples share: the --backend option, a walk over a graph, and a
+printout of the backward pass as local gradient x upstream gradient, node by
+node. Only microbp's public API: a Value's .data, .grad, .label, .op (the
+op's name) and .inputs."""
 import argparse
 import sys
 
 import microbp
-from microbp import ops
-from microbp.graph import topo
+from microbp import Value
+from microbp.demo import positive_int
 
 
 def parser(description, steps=None):
@@ -15,16 +17,9 @@ def parser(description, steps=None):
                     help="where the sweeps run: auto (C when built), c or python "
                          "(default auto)")
     if steps is not None:
-        ap.add_argument("--steps", type=_positive, default=steps,
+        ap.add_argument("--steps", type=positive_int, default=steps,
                         help=f"training steps (default {steps})")
     return ap
-
-
-def _positive(text):
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive int, got {text}")
-    return n
 
 
 def require(args):
@@ -42,13 +37,51 @@ def backend(args):
     return microbp.use_backend(args.backend)
 
 
-def name_of(v):
-    """How a node is called in printouts: its label, or its value if a constant."""
+def nodes_below(root):
+    """Every Value below root (root included), each after all of its inputs:
+    a topological order, found without recursion."""
+    order, seen, stack = [], {id(root)}, [(root, False)]
+    while stack:
+        v, expanded = stack.pop()
+        if expanded:
+            order.append(v)
+            continue
+        stack.append((v, True))
+        for c in reversed(v.inputs):         # the first input's subgraph comes first
+            if id(c) not in seen:
+                seen.add(id(c))
+                stack.append((c, False))
+    return order
+
+
+# op name -> the same op on fresh Values (a constant exponent stays a number)
+_OPS = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "powc": lambda a, b: a ** b.data,
+    "neg": lambda a: -a, "exp": Value.exp, "log": Value.log, "tanh": Value.tanh,
+    "sigmoid": Value.sigmoid, "relu": Value.relu, "abs": Value.abs,
+}
+
+
+def local_gradients(v):
+    """d(v)/d(input) for each input of v, at the inputs' values: v's op applied
+    again to fresh leaves holding the same numbers, and backpropagated."""
+    if v.op not in _OPS:
+        raise ValueError(f"local_gradients does not know the op {v.op!r}")
+    leaves = [Value(c.data) for c in v.inputs]
+    out = _OPS[v.op](*leaves)
+    out.backward()
+    return [c.grad for c in leaves]
+
+
+def name_of(v, number=None):
+    """How a node is called in printouts: its label, or its value if a constant,
+    else its op and its position in `number` (a dict node -> int)."""
     if v.label:
         return v.label
-    if v._op == ops.CONST:
+    if v.op == "const":
         return f"{v.data:g}"
-    return f"({v.op} #{v._id})"
+    return f"({v.op} #{(number or {}).get(v, '?')})"
 
 
 def explain_backward(root, show_constants=False, out=print):
@@ -59,22 +92,23 @@ def explain_backward(root, show_constants=False, out=print):
 
     Returns {input node: sum of its products}: the chain rule by hand, which
     the caller can hold against the .grad that backward() computed."""
+    order = nodes_below(root)
+    number = {v: k for k, v in enumerate(order)}
     total = {}
     rows = []
-    for v in reversed(topo(root)):
+    for v in reversed(order):
         if not v.inputs:
             continue
-        a = v._a.data
-        b = v._b.data if v._b is not None else 0.0
-        local = ops.BACKWARD[v._op](1.0, a, b, v.data)       # with upstream 1
+        local = local_gradients(v)
         for k, c in enumerate(v.inputs):
-            if c._op == ops.CONST and not show_constants:
+            if c.op == "const" and not show_constants:
                 continue
             product = v.grad * local[k]
             total[c] = total.get(c, 0.0) + product
-            rows.append((name_of(v), v.op, name_of(c), local[k], v.grad, product))
+            rows.append((name_of(v, number), v.op, name_of(c, number), local[k], v.grad,
+                         product))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
-    upstream = f"x upstream d({name_of(root)})/d(node)"
+    upstream = f"x upstream d({name_of(root, number)})/d(node)"
     u = max(len(upstream), 14)
     out(f"  {'node':<{w[0]}}  {'op':<{w[1]}}  {'input':<{w[2]}}  "
         f"{'local d(node)/d(input)':>22}  {upstream:>{u}}  {'= product':>12}")

@@ -6,19 +6,18 @@ Workload: MLP(2, [16, 16, 1]), 100 two-moons points, hinge loss + 1e-4 * L2,
 full-batch SGD. Each step builds a fresh graph, backpropagates, updates.
 Prints the median seconds per step of repeated runs and the ratios.
 
-    python examples/bench_eager.py [--repeats 7] [--backend python]
+    python examples/bench_eager.py [--repeats 7] [--backend python|c]
 """
-import argparse
 import gc
 import statistics
 import time
 
 import microbp
 from microbp import losses, nn, optim
-from microbp.datasets import make_moons
-from microbp.graph import topo
+from microbp.datasets import make_moons, MOONS_L2
+from microbp.demo import positive_int
 
-ALPHA = 1e-4
+from _common import parser, require, nodes_below
 
 
 def median_step(step, repeats):
@@ -38,14 +37,14 @@ def microbp_step(X, y):
 
     def loss():
         data_loss = losses.hinge([model(x) for x in X], y)
-        return data_loss + ALPHA * sum(p * p for p in params)
+        return data_loss + MOONS_L2 * sum(p * p for p in params)
 
     def step():
         total = loss()
         opt.zero_grad()
         total.backward()
         opt.step()
-    return step, len(topo(loss()))
+    return step, len(nodes_below(loss()))
 
 
 def micrograd_step(X, y):
@@ -57,7 +56,7 @@ def micrograd_step(X, y):
     def step():
         scores = [model([Value(a), Value(b)]) for a, b in X]
         data_loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores)) * (1.0 / len(y))
-        total = data_loss + ALPHA * sum(p * p for p in params)
+        total = data_loss + MOONS_L2 * sum(p * p for p in params)
         model.zero_grad()
         total.backward()
         for p in params:
@@ -65,11 +64,12 @@ def micrograd_step(X, y):
     return step
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--backend", default="python", help="backend of microbp's backward")
-    args = ap.parse_args()
+def main(argv=None):
+    ap = parser(__doc__.splitlines()[0])
+    ap.set_defaults(backend="python")
+    ap.add_argument("--repeats", type=positive_int, default=7, help="timed runs (default 7)")
+    args = ap.parse_args(argv)
+    require(args)
     X, y = make_moons(100, noise=0.1, seed=1)
     rows = []
     with microbp.use_backend(args.backend):

@@ -22,11 +22,10 @@ import time
 
 import microbp
 from microbp import Value, Tape, Batch, nn, optim
-from microbp.datasets import make_moons
+from microbp.datasets import make_moons, MOONS_L2
 
 from _common import parser, require
 
-ALPHA = 1e-4
 RTOL = 1e-9           # eager and tape losses must agree this well
 
 
@@ -42,7 +41,7 @@ def run_eager(X, y, steps):
     out = []
     for k in range(steps):
         hinge = sum((1 + -yi * model(xi)).relu() for xi, yi in zip(X, y)) * (1.0 / n)
-        loss = hinge + ALPHA * sum(p * p for p in params)
+        loss = hinge + MOONS_L2 * sum(p * p for p in params)
         opt.lr = lr_at(k, steps)
         opt.zero_grad()
         loss.backward()
@@ -57,7 +56,7 @@ def run_tape(X, y, steps):
     x0, x1, label = Value(0.0), Value(0.0), Value(0.0)          # input slots
     n = len(X)
     row_loss = ((1 + -label * model([x0, x1])).relu() * (1.0 / n)
-                + (ALPHA / n) * sum(p * p for p in params))     # the rows add up to the loss
+                + (MOONS_L2 / n) * sum(p * p for p in params))     # the rows add up to the loss
     tape = Tape(row_loss, [x0, x1, label])
     batch = Batch([xi + [yi] for xi, yi in zip(X, y)])
     opt = optim.SGD(params, lr=1.0)

@@ -1,14 +1,17 @@
 """Fisher's iris flowers (150 rows, 3 species, 4 measurements in cm, shipped
 as examples/iris.csv): a softmax classifier with one tanh hidden layer,
-MLP(4, [8, 3]), trained with cross-entropy and Adam on 120 rows, tested on
-the 30 it never saw (10 of each species).
+MLP(4, [8, 3]), trained with cross-entropy and Adam on shuffled mini-batches
+of the 120 training rows, tested on the 30 it never saw (10 of each species).
 
 The training graph is recorded once as a Tape with 7 input slots: the 4
 (standardised) measurements, and the target as a one-hot triple t0, t1, t2.
 A row's loss is -(t0 log p0 + t1 log p1 + t2 log p2), the cross-entropy of
 the softmax p of the three logits: only the true class's term is non-zero.
 
-    python examples/iris.py [--backend python|c] [--steps 150] [--seed 0]
+    python examples/iris.py [--backend python|c] [--epochs 40] [--batch-size 24] [--seed 0]
+
+A tape's backward() adds up the gradients of the rows of a batch; each step
+divides them by the batch's row count, so Adam follows the mean loss.
 """
 import csv
 import os
@@ -16,7 +19,9 @@ import random
 import sys
 
 from microbp import Value, Tape, Batch, nn, losses, optim
-from microbp.progress import Progress
+from microbp.datasets import batches
+from microbp.demo import positive_int
+from microbp.progress import Progress, plot
 
 from _common import parser, backend
 
@@ -58,7 +63,11 @@ def standardiser(X):
 
 
 def main(argv=None):
-    ap = parser(__doc__.splitlines()[0], steps=150)
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=positive_int, default=40,
+                    help="passes over the training rows (default 40)")
+    ap.add_argument("--batch-size", type=positive_int, default=24,
+                    help="rows per mini-batch (default 24)")
     ap.add_argument("--seed", type=int, default=0, help="the split and the initial weights")
     ap.add_argument("--lr", type=float, default=0.03, help="Adam's learning rate (default 0.03)")
     args = ap.parse_args(argv)
@@ -76,14 +85,14 @@ def main(argv=None):
         logits = model(xs)
         logp = losses.log_softmax(logits)
         nll = -sum(t * lp for t, lp in zip(ts, logp))
-        tape = Tape(nll * (1.0 / len(train)), xs + ts)          # rows add up to the mean
+        tape = Tape(nll, xs + ts)                                 # the loss of one row
         scorers = [Tape(z, xs) for z in logits]                   # one logit per tape
         print(f"{model}; recorded {tape}")
 
         def onehot(k):
             return [1.0 if j == k else 0.0 for j in range(nclass)]
 
-        batch = Batch([scale(X[i]) + onehot(y[i]) for i in train])
+        rows = [scale(X[i]) + onehot(y[i]) for i in train]
         train_pts = Batch([scale(X[i]) for i in train])
         test_pts = Batch([scale(X[i]) for i in test])
 
@@ -94,18 +103,21 @@ def main(argv=None):
         def accuracy(points, rows):
             return sum(p == y[i] for p, i in zip(predict(points), rows)) / len(rows)
 
-        opt = optim.Adam(model.parameters(), lr=args.lr)
-        every = max(1, args.steps // 10)
-        prog = Progress(args.steps, every=every)
-        acc = accuracy(train_pts, train)
-        for step in range(1, args.steps + 1):
-            opt.zero_grad()
-            loss = sum(tape.forward(batch))
-            tape.backward()
-            opt.step()
-            if step % every == 0 or step == args.steps:
-                acc = accuracy(train_pts, train)      # refreshed now and then
-            prog.update(step, loss=loss, acc=acc)
+        params = model.parameters()
+        opt = optim.Adam(params, lr=args.lr)
+        rng = random.Random(args.seed)                  # a new order every epoch
+        prog = Progress(args.epochs, every=max(1, args.epochs // 10), label="epoch")
+        for epoch in range(1, args.epochs + 1):
+            total = 0.0
+            for batch in batches(rows, args.batch_size, seed=rng):
+                opt.zero_grad()
+                total += sum(tape.forward(batch))
+                tape.backward()                         # the sum over the batch's rows
+                for p in params:
+                    p.grad /= batch.nrows               # ... made the mean
+                opt.step()
+            prog.update(epoch, loss=total / len(rows), acc=accuracy(train_pts, train))
+        plot(prog.history["loss"], label="mean loss per epoch", unit="epoch")
 
         pred = predict(test_pts)
         right = sum(p == y[i] for p, i in zip(pred, test))

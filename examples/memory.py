@@ -2,13 +2,15 @@
 inputs), and a recorded Tape (its arrays, and the value and gradient buffers
 of a one-row forward/backward).
 
-    python examples/memory.py [--nodes 200000]
+    python examples/memory.py [--backend python|c] [--nodes 200000]
 """
-import argparse
+import sys
 import tracemalloc
 
 from microbp import Value, Tape
-from microbp.graph import topo
+from microbp.demo import positive_int
+
+from _common import parser, backend, nodes_below
 
 
 def chain_params(n):
@@ -34,7 +36,7 @@ def measure(build, n):
     m0 = tracemalloc.get_traced_memory()[0]
     inputs, out = build(n)
     m1 = tracemalloc.get_traced_memory()[0]
-    eager_nodes = len(topo(out))
+    eager_nodes = len(nodes_below(out))
     tape = Tape(out, inputs)
     m2 = tracemalloc.get_traced_memory()[0]
     tape.forward([[0.5] * len(inputs)])
@@ -59,17 +61,23 @@ def per_parameter(n):
     return (m1 - m0 - arrays) / n
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nodes", type=int, default=200_000)
-    args = ap.parse_args()
-    print(f"graph                         eager B/node  tape record B/node  tape + 1-row buffers B/node")
-    for name, build in (("tanh(h*w + c) chain", chain_params),
-                        ("tanh(h*1.0000001) chain", chain_consts)):
-        eager, record, full, n = measure(build, args.nodes)
-        print(f"{name:28s} {eager:13.0f} {record:19.1f} {full:28.1f}   ({n:,} nodes)")
-    print(f"binding one parameter to a flat-array store: {per_parameter(args.nodes // 2):.0f} B")
+def main(argv=None):
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=positive_int, default=200_000,
+                    help="nodes per graph (default 200000)")
+    args = ap.parse_args(argv)
+    with backend(args) as name:
+        print(f"memory per node, backend {name}")
+        print("graph                         eager B/node  tape record B/node  "
+              "tape + 1-row buffers B/node")
+        for label, build in (("tanh(h*w + c) chain", chain_params),
+                             ("tanh(h*1.0000001) chain", chain_consts)):
+            eager, record, full, n = measure(build, args.nodes)
+            print(f"{label:28s} {eager:13.0f} {record:19.1f} {full:28.1f}   ({n:,} nodes)")
+        print(f"binding one parameter to a flat-array store: "
+              f"{per_parameter(args.nodes // 2):.0f} B")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,11 @@
-"""python -m microbp {bench,demo,info}: the command line."""
+"""python -m microbp {bench,demo,info} | --version: the command line."""
 import sys
+
+# what to do when the C core is missing (info prints it with the reason)
+C_FIX = ("to build it, install a C compiler (gcc or clang; on macOS: xcode-select --install) "
+         "and reinstall microbp from its source tree (pip install --force-reinstall "
+         "--no-deps ., or pip install -e . for an editable install); meanwhile "
+         "everything runs in pure Python (backend python)")
 
 
 def info(argv=None):
@@ -19,7 +25,8 @@ def info(argv=None):
         print(f"C core: built ({cexec.__file__.rsplit('/', 1)[0]}/_cmicrobp)")
         print(f"C core flags: {cexec.build_flags()}")
     else:
-        print(f"C core: not built ({err})")
+        print(f"C core: not built: {err}")
+        print(f"  {C_FIX}")
     return 0
 
 
@@ -34,8 +41,12 @@ COMMANDS = {
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-V", "--version"):
+        import microbp
+        print(f"microbp {microbp.__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: python -m microbp {bench,demo,info} [--help]\n")
+        print("usage: python -m microbp {bench,demo,info} [--help] | --version\n")
         for name, (text, _) in COMMANDS.items():
             print(f"  {name:6} {text}")
         if argv and argv[0] not in ("-h", "--help"):

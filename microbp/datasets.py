@@ -1,21 +1,69 @@
 """Small deterministic data sets for the examples and the benchmark (no numpy,
-no sklearn): two interleaving half-moons and a sine curve."""
+no sklearn): two interleaving half-moons and a sine curve; and `batches`,
+which deals the rows of a data set out as shuffled mini-batches.
+
+    X, y = make_moons(100)                       # MOONS_L2: its L2 weight
+    for batch in batches([x + [t] for x, t in zip(X, y)], 20, seed=0):
+        tape.forward(batch)                      # a microbp.Batch of <= 20 rows
+"""
 import math
+import numbers
 import random
 
+from .tape import Batch
 
-def _count(n):
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, not {type(n).__name__}")
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
+MOONS_L2 = 1e-4      # the weight of the L2 term in the moons workload's loss
+MAX_ROWS = 10 ** 7   # the most points make_moons and make_sine build (a list of floats)
+
+
+def _count(n, name="n", low=2):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {type(n).__name__}")
+    if n < low:
+        raise ValueError(f"{name} must be at least {low}, got {n}")
+    if n > MAX_ROWS:
+        raise ValueError(f"{name} must be at most {MAX_ROWS:,} (the data is a list of "
+                         f"floats), got {n:.3g}" if n < 10 ** 300 else
+                         f"{name} must be at most {MAX_ROWS:,}, got an int of "
+                         f"{int(n).bit_length()} bits")
+    return int(n)
+
+
+def _real(x, name, low=None):
+    """x as a finite float (>= low when given), or TypeError / ValueError."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be an int or float, not {type(x).__name__}")
+    try:
+        f = float(x)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be finite, got {f!r}")
+    if low is not None and f < low:
+        raise ValueError(f"{name} must be at least {low}, got {f!r}")
+    return f
+
+
+def _rng(seed, name="seed"):
+    """A random.Random from None (seeded by the OS), an int, or a Random."""
+    if seed is None:
+        return random.Random()
+    if isinstance(seed, random.Random):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return random.Random(int(seed))
+    raise TypeError(f"{name} must be None, an int or a random.Random, "
+                    f"not {type(seed).__name__}")
 
 
 def make_moons(n=100, noise=0.1, seed=1):
-    """n points of two interleaving half circles with Gaussian noise; labels -1/+1.
-    Returns (X, y): X a list of [x0, x1], y a list of -1.0/+1.0."""
-    _count(n)
-    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+    """n points of two interleaving half circles with Gaussian noise of standard
+    deviation `noise`; labels -1/+1. Returns (X, y): X a list of [x0, x1], y a
+    list of -1.0/+1.0, in shuffled order. `seed` (an int, a random.Random or
+    None) fixes the noise and the order."""
+    n = _count(n)
+    noise = _real(noise, "noise", low=0.0)
+    rng = _rng(seed)
     n_out = n // 2
     n_in = n - n_out
     X, y = [], []
@@ -35,6 +83,57 @@ def make_moons(n=100, noise=0.1, seed=1):
 
 def make_sine(n=64, lo=-math.pi, hi=math.pi):
     """n evenly spaced points of y = sin(x) on [lo, hi]: (xs, ys)."""
-    _count(n)
+    n = _count(n)
+    lo, hi = _real(lo, "lo"), _real(hi, "hi")
+    if not lo < hi:
+        raise ValueError(f"lo must be below hi, got lo={lo!r}, hi={hi!r}")
     xs = [lo + (hi - lo) * k / (n - 1) for k in range(n)]
     return xs, [math.sin(x) for x in xs]
+
+
+def _rows(rows):
+    """rows as a list of lists: from a list or tuple of rows, a microbp.Batch,
+    or a 2-D array (anything with .ndim == 2 and .tolist(), such as numpy's)."""
+    if isinstance(rows, Batch):
+        return rows.to_list()
+    if getattr(rows, "ndim", None) == 2 and hasattr(rows, "tolist"):
+        return rows.tolist()
+    if getattr(rows, "ndim", None) is not None:
+        raise ValueError(f"rows must be 2-D (one row per sample), got an array with "
+                         f"{rows.ndim} dimension(s)")
+    if not isinstance(rows, (list, tuple)):
+        raise TypeError(f"rows must be a list of rows, a Batch or a 2-D array, "
+                        f"not {type(rows).__name__}")
+    return [r.tolist() if getattr(r, "ndim", None) == 1 else r for r in rows]
+
+
+def batches(rows, size, shuffle=True, seed=None):
+    """Deal `rows` (a list of rows of numbers, a Batch, or a 2-D numpy array) out
+    as microbp.Batch objects of `size` rows each; the last one holds what is
+    left (fewer rows when size does not divide the count). One call is one
+    pass over the data (an epoch); with shuffle=True the rows come in a random
+    order drawn from `seed` (None, an int or a random.Random: pass one Random
+    to get a new order every epoch, or an int for the same order every time).
+
+    Everything is checked when batches() is called, before the first Batch:
+    rows of different lengths, a non-number, a size that is not a positive int."""
+    rows = _rows(rows)
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size < 1:
+        raise ValueError(f"size must be a positive int, got {size}")
+    if not isinstance(shuffle, bool):
+        raise TypeError(f"shuffle must be a bool, not {type(shuffle).__name__}")
+    rng = _rng(seed)
+    whole = Batch(rows)                       # checks every row and entry
+    order = list(range(whole.nrows))
+    if shuffle:
+        rng.shuffle(order)
+    size = int(size)
+    return _deal(whole, order, size)
+
+
+def _deal(whole, order, size):
+    w, flat = whole.width, whole.rows
+    for start in range(0, len(order), size):
+        yield Batch([flat[i * w:(i + 1) * w].tolist() for i in order[start:start + size]], w)

@@ -14,8 +14,7 @@ import microbp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
-ALL = ["neuron.py", "lecture.py", "xor.py", "moons.py", "regression.py", "iris.py",
-       "compare.py"]
+ALL = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py") and not f.startswith("_"))
 
 
 def run(name, backend, *args, cwd=None):
@@ -32,10 +31,33 @@ def ok(done):
     return done.stdout
 
 
+def test_the_examples_are_all_there():
+    assert {"neuron.py", "lecture.py", "xor.py", "moons.py", "regression.py", "iris.py",
+            "compare.py", "memory.py", "bench_eager.py"} <= set(ALL)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_example_takes_backend(name, backend):
     out = ok(run(name, backend, "--help"))
     assert "--backend" in out
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_bad_argument_is_a_usage_error_not_a_traceback(name, backend):
+    done = run(name, backend, "--nonsense")
+    assert done.returncode == 2 and "usage:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_examples_use_only_the_public_api():
+    """The engine's internals change; the examples show what a user can write."""
+    for name in os.listdir(EXAMPLES):
+        if name.endswith(".py"):
+            with open(os.path.join(EXAMPLES, name), encoding="utf-8") as f:
+                text = f.read()
+            for internal in ("microbp.graph", "microbp.ops", "microbp.pyexec", "microbp.params",
+                             "microbp.engine", "from microbp import ops", "._op", "._a", "._id"):
+                assert internal not in text, (name, internal)
 
 
 # ---------------------------------------------------------------------------
@@ -136,13 +158,21 @@ def ascii_grid(out):
     return [line for line in out.splitlines() if re.fullmatch(r"[.#ox]{60}", line)]
 
 
-def test_moons_reaches_100_percent(backend, tmp_path):
+def test_moons_reaches_100_percent_on_mini_batches(backend, tmp_path):
     out = ok(run("moons.py", backend, "--ascii", cwd=str(tmp_path)))
+    assert "mini-batches of 20" in out
     assert "training accuracy 100.0%" in out
-    assert re.search(r"^step 100/100  loss \S+  acc 100\.0%", out, re.M)   # progress lines
+    assert re.search(r"^epoch 30/30  loss \S+  acc 100\.0%", out, re.M)   # progress lines
+    curve = re.search(r"^mean loss per epoch \S+ (\S+) \S+", out, re.M).group(1)
+    assert len(curve) == 30                            # the loss curve: a bar per epoch
     grid = ascii_grid(out)
     assert len(grid) == 22 and sum(line.count("x") + line.count("o") for line in grid) > 80
     assert not os.listdir(tmp_path)                    # --ascii writes no file
+
+
+def test_moons_batch_size_is_checked(backend):
+    done = run("moons.py", backend, "--batch-size", "0")
+    assert done.returncode == 2 and "must be a positive int" in done.stderr
 
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
@@ -150,8 +180,8 @@ HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 
 @pytest.mark.skipif(HAVE_MPL, reason="matplotlib is installed")
 def test_moons_without_matplotlib_draws_in_text(backend, tmp_path):
-    done = run("moons.py", backend, "--steps", "5", "--png", str(tmp_path / "m.png"))
-    assert done.returncode == 1                        # 5 steps: not at 100% yet
+    done = run("moons.py", backend, "--epochs", "1", "--png", str(tmp_path / "m.png"))
+    assert done.returncode == 1                        # 1 epoch: not at 100% yet
     assert "matplotlib is not installed" in done.stdout
     assert len(ascii_grid(done.stdout)) == 22
     assert not os.listdir(tmp_path)
@@ -196,6 +226,19 @@ def test_iris_held_out_accuracy(backend):
     acc = float(re.search(r"held-out accuracy (\S+)%", out).group(1))
     assert acc >= 90.0
     assert "120 to train, 30 held out" in out
+    assert re.search(r"^epoch 40/40  loss \S+  acc", out, re.M)
+
+
+def test_memory_measures_both_graphs(backend):
+    out = ok(run("memory.py", backend, "--nodes", "3000"))
+    assert f"backend {backend}" in out
+    rows = re.findall(r"^tanh\(.*?\) chain\s+(\d+)\s+(\S+)\s+(\S+)\s+\((\S+) nodes\)", out, re.M)
+    assert len(rows) == 2 and all(float(r[0]) > 0 and float(r[1]) > 0 for r in rows)
+
+
+def test_bench_eager_times_microbp(backend):
+    out = ok(run("bench_eager.py", backend, "--repeats", "1"))
+    assert f"microbp eager ({backend} backward)" in out and " ms" in out
 
 
 def test_compare_paths_agree(backend):
