@@ -53,20 +53,41 @@ def _resolve(name, what="backend"):
     return key
 
 
-_default = _resolve(os.environ.get("MICROBP_BACKEND") or "auto", "MICROBP_BACKEND")
+def _from_environment():
+    """The starting backend from MICROBP_BACKEND, or the error to raise at its
+    first use (import microbp stays silent). With MICROBP_REQUIRE_C=1, "auto"
+    without a C core is such an error too."""
+    name = os.environ.get("MICROBP_BACKEND") or "auto"
+    try:
+        resolved = _resolve(name, "MICROBP_BACKEND")
+    except (BackendError, TypeError) as e:
+        return None, e
+    if (resolved == "python" and name.strip().lower() == "auto"
+            and os.environ.get("MICROBP_REQUIRE_C") == "1"):
+        return None, BackendError(
+            f"MICROBP_REQUIRE_C=1 but the C core is not built: importing microbp._cmicrobp "
+            f"failed ({_C_ERROR}). Install a C compiler (gcc) and reinstall microbp "
+            "(pip install -v . shows the build output).")
+    return resolved, None
+
+
+_default, _default_error = _from_environment()
 _local = threading.local()
 
 
 def set_backend(name):
     """Use backend `name` ("auto", "c" or "python") in every thread from now on
     (a thread inside `use_backend` keeps its own until the block ends)."""
-    global _default
-    _default = _resolve(name)
+    global _default, _default_error
+    _default, _default_error = _resolve(name), None
 
 
 def get_backend():
     """The backend in force in this thread: "c" or "python"."""
-    return getattr(_local, "name", None) or _default
+    name = getattr(_local, "name", None) or _default
+    if name is None:
+        raise _default_error
+    return name
 
 
 @contextlib.contextmanager

@@ -123,6 +123,12 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
+    def to_torch(self):
+        """An equivalent float64 torch.nn.Sequential (see microbp.torch_bridge);
+        ImportError with the fix when torch is not installed."""
+        from .torch_bridge import to_torch
+        return to_torch(self)
+
     def state_dict(self):
         """{name: float} of every parameter, in order: a copy of their values."""
         return serialize.state_dict(self)
@@ -274,6 +280,21 @@ class MLP(Module):
         for layer in self.layers:
             x = layer._forward(x)
         return x[0] if self.nout == 1 else x
+
+    @classmethod
+    def from_torch(cls, module):
+        """An MLP with the weights of a torch.nn.Sequential of Linear and
+        ReLU/Tanh/Sigmoid layers (ValueError naming any other layer)."""
+        from .torch_bridge import mlp_parts
+        config, weights = mlp_parts(module)
+        model = cls(config.pop("nin"), config.pop("nouts"), seed=0, **config)
+        for layer, (w, b) in zip(model.layers, weights):
+            for i, neuron in enumerate(layer.neurons):
+                for p, x in zip(neuron.w, w[i]):
+                    p.data = x
+                if b is not None:
+                    neuron.b.data = b[i]
+        return model
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

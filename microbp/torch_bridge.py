@@ -1,8 +1,11 @@
 """From microbp to PyTorch and back: an MLP as a `torch.nn.Sequential` of
 `Linear` layers and activations, in float64.
 
-    net = to_torch(model)          # Sequential(Linear, ReLU, Linear, ReLU, Linear)
-    model = mlp_from_torch(net)    # an nn.MLP with the same weights
+    net = model.to_torch()         # Sequential(Linear, ReLU, Linear, ReLU, Linear)
+    model = nn.MLP.from_torch(net) # an nn.MLP with the same weights
+
+(this module knows nothing of microbp.nn: it reads a model's layers, and
+mlp_parts() reads a Sequential into what nn.MLP.from_torch builds)
 
 A microbp layer of nout neurons over nin inputs is a `Linear(nin, nout)`
 whose weight row i holds neuron i's w and whose bias[i] is neuron i's b; a
@@ -18,8 +21,6 @@ microbp's model returns a single Value).
 torch is optional: it is imported when one of these functions is called,
 and a clear ImportError says how to install it when it is missing.
 """
-from . import nn
-
 _ACT_TO_TORCH = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
@@ -34,11 +35,11 @@ def _torch():
 
 def _layers(model):
     """The nn.Layers of an MLP, a Layer, or a Neuron (as a one-neuron layer)."""
-    if isinstance(model, nn.MLP):
+    if hasattr(model, "layers"):          # an MLP
         return model.layers
-    if isinstance(model, nn.Layer):
+    if hasattr(model, "neurons"):         # a Layer
         return [model]
-    if isinstance(model, nn.Neuron):
+    if hasattr(model, "w") and hasattr(model, "act"):     # a Neuron
         return [_NeuronAsLayer(model)]
     raise TypeError(f"to_torch needs a microbp nn.MLP, nn.Layer or nn.Neuron, "
                     f"not {type(model).__name__}")
@@ -75,9 +76,10 @@ def _describe(k, m):
     return f"layer {k} ({type(m).__name__})"
 
 
-def mlp_from_torch(module):
-    """A microbp nn.MLP with the weights of `module`, a `torch.nn.Sequential` of
-    `Linear` layers, each optionally followed by one `ReLU`, `Tanh` or
+def mlp_parts(module):
+    """What nn.MLP.from_torch(module) builds: (MLP keyword arguments, weights),
+    with weights [(rows of w, biases or None)] per layer, read from `module`,
+    a `torch.nn.Sequential` of `Linear` layers, each optionally followed by one `ReLU`, `Tanh` or
     `Sigmoid`. An MLP has one activation for its hidden layers and one for its
     output layer, and either every layer has a bias or none has: a Sequential
     that does not fit (another kind of layer, two activations in a row,
@@ -127,13 +129,6 @@ def mlp_from_torch(module):
     weights = [(m.weight.detach().to("cpu", torch.float64).tolist(),
                 None if m.bias is None else m.bias.detach().to("cpu", torch.float64).tolist())
                for _, m in linears]
-    model = nn.MLP(linears[0][1].in_features, [m.out_features for _, m in linears],
-                   act=hidden.pop() if hidden else "relu", out_act=layer_acts[-1],
-                   bias=with_bias[0], seed=0)
-    for layer, (w, b) in zip(model.layers, weights):
-        for i, neuron in enumerate(layer.neurons):
-            for p, x in zip(neuron.w, w[i]):
-                p.data = x
-            if b is not None:
-                neuron.b.data = b[i]
-    return model
+    return dict(nin=linears[0][1].in_features, nouts=[m.out_features for _, m in linears],
+                act=hidden.pop() if hidden else "relu", out_act=layer_acts[-1],
+                bias=with_bias[0]), weights

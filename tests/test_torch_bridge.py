@@ -1,5 +1,5 @@
 """microbp <-> PyTorch: to_torch(model) gives a float64 Sequential with the same
-outputs and gradients (within 1e-12 relative), mlp_from_torch(Sequential)
+outputs and gradients (within 1e-12 relative), _MLP.from_torch(Sequential)
 gives back an MLP with the same weights, and what does not fit an MLP is
 refused with an error that names the layer."""
 import math
@@ -10,7 +10,8 @@ import pytest
 
 from microbp import nn, losses, optim
 from microbp.datasets import make_moons
-from microbp.torch_bridge import to_torch, mlp_from_torch
+from microbp.torch_bridge import to_torch
+from microbp.nn import MLP as _MLP
 
 RTOL = 1e-12
 
@@ -29,7 +30,7 @@ def test_missing_torch_says_how_to_install_it(monkeypatch):
     with pytest.raises(ImportError, match="pip install torch"):
         to_torch(model)
     with pytest.raises(ImportError, match="pip install torch"):
-        mlp_from_torch(object())
+        _MLP.from_torch(object())
 
 
 def test_a_model_that_is_not_one_is_refused_before_torch_is_needed(monkeypatch):
@@ -135,7 +136,7 @@ def agree(mine, theirs):
 
 def test_round_trip_keeps_every_weight_bit_for_bit():
     model = nn.MLP(4, [6, 3], act="tanh", out_act="sigmoid", seed=5)
-    back = mlp_from_torch(to_torch(model))
+    back = _MLP.from_torch(to_torch(model))
     assert isinstance(back, nn.MLP)
     assert back.config() == model.config()
     assert weights_of(back) == weights_of(model)
@@ -147,7 +148,7 @@ def test_from_torch_builds_the_matching_mlp():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4),
                               torch.nn.Tanh(), torch.nn.Linear(4, 2))         # float32
-    model = mlp_from_torch(net)
+    model = _MLP.from_torch(net)
     assert model.config() == {"nin": 3, "nouts": [4, 4, 2], "act": "tanh",
                               "out_act": "linear", "bias": True}
     # float32 weights become the same numbers as doubles
@@ -161,7 +162,7 @@ def test_from_torch_builds_the_matching_mlp():
 
 def test_from_torch_one_layer_and_no_bias():
     lin = torch.nn.Linear(2, 1, bias=False, dtype=torch.float64)
-    model = mlp_from_torch(torch.nn.Sequential(lin, torch.nn.Sigmoid()))
+    model = _MLP.from_torch(torch.nn.Sequential(lin, torch.nn.Sigmoid()))
     assert model.config()["out_act"] == "sigmoid" and model.config()["bias"] is False
     assert len(model.parameters()) == 2
     assert close(model([1.0, -2.0]).data,
@@ -194,19 +195,19 @@ L, R, T, S = (torch.nn.Linear, torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid)
 ])
 def test_what_an_mlp_cannot_hold_is_refused(layers, error, words):
     with pytest.raises(error) as e:
-        mlp_from_torch(torch.nn.Sequential(*layers))
+        _MLP.from_torch(torch.nn.Sequential(*layers))
     assert words in str(e.value)
 
 
 def test_from_torch_needs_a_sequential():
     with pytest.raises(TypeError, match="torch.nn.Sequential, not Linear"):
-        mlp_from_torch(torch.nn.Linear(2, 1))
+        _MLP.from_torch(torch.nn.Linear(2, 1))
 
 
 def test_from_torch_refuses_complex_weights():
     lin = torch.nn.Linear(2, 1, dtype=torch.complex128)
     with pytest.raises(TypeError, match="complex"):
-        mlp_from_torch(torch.nn.Sequential(lin))
+        _MLP.from_torch(torch.nn.Sequential(lin))
 
 
 def test_wrong_input_size_is_an_error_on_both_sides():
@@ -222,6 +223,6 @@ def test_nan_and_inf_weights_travel():
     model = nn.MLP(1, [1], seed=0)
     model.layers[0].neurons[0].w[0].data = math.inf
     model.layers[0].neurons[0].b.data = math.nan
-    back = mlp_from_torch(to_torch(model))
+    back = _MLP.from_torch(to_torch(model))
     assert back.layers[0].neurons[0].w[0].data == math.inf
     assert math.isnan(back.layers[0].neurons[0].b.data)

@@ -15,7 +15,7 @@ from microbp.datasets import make_moons
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = os.path.join(HERE, "golden.json")
-ALPHA = 1e-4
+from microbp.datasets import MOONS_L2 as ALPHA
 STEPS = 20
 
 
