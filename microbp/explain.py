@@ -192,12 +192,15 @@ class Explanation:
             lines.append(f"  ... {len(self._rows) - max_rows} more rows (rows() has them all)")
         lines.append("")
         lines.append("each gradient is the sum of the products over the value's uses")
-        sums = self.sums()
-        width = max(len(s.name) for s in sums[:max_rows])
-        for s in sums[:max_rows]:
-            lines.append(f"  {s.name:<{width}}  {_sum_text(s)}")
-        if len(sums) > max_rows:
-            lines.append(f"  ... {len(sums) - max_rows} more values (sums() has them all)")
+        sums = self.sums()[:max_rows]
+        width = max(len(s.name) for s in sums)
+        texts = [_sum_text(s) for s in sums]
+        lhs = max(len(t[0]) for t in texts)
+        for s, (expr, grad) in zip(sums, texts):
+            lines.append(f"  {s.name:<{width}}  {expr:<{lhs}}  {grad}".rstrip())
+        if len(self.sums()) > max_rows:
+            lines.append(f"  ... {len(self.sums()) - max_rows} more values "
+                         "(sums() has them all)")
         return "\n".join(lines)
 
     def __str__(self):
@@ -232,7 +235,9 @@ class Explanation:
             parts.append("<div>each gradient is the sum of the products over the "
                          "value's uses</div><table><tbody>")
             for s in sums[:max_rows]:
-                parts.append(f"<tr><td>{e(s.name)}</td><td>{e(_sum_text(s))}</td></tr>")
+                expr, grad = _sum_text(s)
+                parts.append(f"<tr><td>{e(s.name)}</td><td>{e(expr)}</td>"
+                             f"<td>{e(grad)}</td></tr>")
             parts.append("</tbody></table>")
         parts.append("</div>")
         return "".join(parts)
@@ -250,17 +255,19 @@ def _num(x):
 
 
 def _sum_text(s):
+    """(the sum over uses as text, the engine's .grad as text)."""
     if s.total is None:
-        return f"(no formula for an op that uses it)  .grad {number(s.grad)}"
+        return "(no formula for an op that uses it)", f"(.grad {number(s.grad)})"
     terms = [number(p) for p in s.products]
     if len(terms) > 6:
         terms = terms[:3] + [f"... ({len(terms)} terms)"] + terms[-1:]
-    agree = abs(s.total - s.grad) <= 1e-12 * max(1.0, abs(s.grad)) or (
-        s.total != s.total and s.grad != s.grad) or s.total == s.grad
-    mark = "" if agree else "   DIFFERS: were the gradients zeroed before backward()?"
-    lhs = " + ".join(terms)
-    return (f"{lhs} = {number(s.total)}" if len(s.products) > 1 else lhs) + \
-        f"   (.grad {number(s.grad)}){mark}"
+    agree = (s.total == s.grad or abs(s.total - s.grad) <= 1e-12 * max(1.0, abs(s.grad))
+             or (s.total != s.total and s.grad != s.grad))
+    mark = "" if agree else "  DIFFERS: were the gradients zeroed before backward()?"
+    expr = " + ".join(terms)
+    if len(s.products) > 1:
+        expr += f" = {number(s.total)}"
+    return expr, f"(.grad {number(s.grad)}){mark}"
 
 
 def explain(value, constants=False):

@@ -290,18 +290,18 @@ STYLE = """
 """
 
 
-def render(L, scale=None, extra_style="", ident=""):
+def render(L, scale=None, attrs=None):
     """SVG text of Layout L. Every value is a <g class="val" data-k=k> with
     <text class="data|grad" data-k=k> lines; every op a <g class="op"
     data-k=k>; every edge a <path class="edge" data-from data-to>. `scale`
     sets the displayed size (default: natural size, capped at MAX_WIDTH x
-    MAX_HEIGHT)."""
+    MAX_HEIGHT); `attrs(k)`, when given, adds attributes to value k's <g>."""
     if scale is None:
         scale = min(1.0, MAX_WIDTH / L.width, MAX_HEIGHT / L.height)
     w, h = L.width, L.height
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="mbp"{ident} '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="mbp" '
            f'width="{w * scale:.0f}" height="{h * scale:.0f}" viewBox="0 0 {w:.0f} {h:.0f}">',
-           f"<style>{STYLE}{extra_style}</style>",
+           f"<style>{STYLE}</style>",
            f'<rect width="{w:.0f}" height="{h:.0f}" fill="#fff"/>']
     shown = len(L.kept)
     if L.total > shown:
@@ -336,7 +336,8 @@ def render(L, scale=None, extra_style="", ident=""):
         kind = "const" if is_const(v) else ("leaf" if not v.inputs else "node")
         if v is L.value:
             kind += " out"
-        out.append(f'<g class="val {kind}" data-k="{k}">'
+        extra = attrs(k) if attrs else ""
+        out.append(f'<g class="val {kind}" data-k="{k}"{extra}>'
                    f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
                    f'height="{bh:.1f}" rx="3"/>')
         for j, (cls, t) in enumerate(L.lines[k]):
