@@ -231,6 +231,21 @@ def layout(value, max_nodes, vertical=False):
         ox, oy = L.op[k]
         pts.append((ox, oy - R) if vertical else (ox - R, oy))
         L.edges.append((c, k, p, pts))
+    # two inputs meet the op circle at two points, each on the side it comes from
+    into = {}
+    for e in L.edges:
+        into.setdefault(e[1], []).append(e)
+    for k, es in into.items():
+        if len(es) != 2:
+            continue
+        ox, oy = L.op[k]
+        before = [e[3][-2][0 if vertical else 1] for e in es]
+        sides = (-1, 1) if before[0] <= before[1] else (1, -1)
+        if before[0] == before[1]:
+            sides = (-1, 1) if es[0][2] == 0 else (1, -1)
+        for e, side in zip(es, sides):
+            e[3][-1] = ((ox + side * R * 0.6, oy - R * 0.8) if vertical
+                        else (ox - R * 0.8, oy + side * R * 0.6))
     L.stubs = []
     for k in range(n):
         if None in ins[k]:
@@ -312,7 +327,11 @@ def render(L, scale=None, attrs=None):
         out.append(f'<path class="edge" data-from="{c}" data-to="{k}" d="{_path(pts, L.vertical)}"/>')
         if L.kept[k].op in ORDERED and len(L.kept[k].inputs) == 2:
             x, y = pts[-1]
-            tx, ty = (x + 3, y - 2) if L.vertical else (x - 9, y - 4)
+            ox, oy = L.op[k]
+            if L.vertical:
+                tx, ty = (x - 9 if x < ox else x + 3), y - 3
+            else:
+                tx, ty = x - 9, (y - 3 if y < oy else y + 10)
             out.append(f'<text class="pos" x="{tx:.1f}" y="{ty:.1f}">{"ab"[p]}</text>')
     for k, pts in L.stubs:
         (x0, y0), (x1, y1) = pts
