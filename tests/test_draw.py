@@ -1,6 +1,7 @@
 """Graph pictures: Value.to_dot(), microbp.draw, the notebook picture
 (microbp/draw.py) and microbp's own SVG layout (microbp/svg.py)."""
 import html
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -439,3 +440,30 @@ def test_repr_svg_with_graphviz_is_svg():
     _, _, y = small()
     text = repr_svg(y)
     assert text.startswith("<svg") and "tanh" in text
+
+
+def test_the_page_of_a_big_graph_is_summarised(tmp_path):
+    y = chain(10_000)
+    y.backward()
+    path = draw(y, tmp_path / "big.html")
+    text = open(path, encoding="utf-8").read()
+    drawn = len(re.findall(r'<g class="val [^>]*data-name=', text))
+    assert 3 <= drawn <= 60 and f"of 10000; {10_000 - drawn} more not drawn" in text
+    assert len(text) < 200_000
+    steps = re.search(r"<script type='application/json' id='steps'>(.*?)</script>", text,
+                      re.S).group(1)
+    import json
+    steps = json.loads(steps)
+    # start, a forward step per drawn op (the leaf x is not drawn), the start of
+    # backward, a backward step per drawn op, end
+    assert len(steps) == 1 + drawn + 1 + drawn + 1
+    assert "not drawn" in " ".join(steps[1]["lines"])
+
+
+def test_the_page_needs_an_html_path(tmp_path):
+    from microbp.explain import explain
+    _, _, y = small()
+    with pytest.raises(ValueError, match=r"\.html"):
+        explain(y).save(tmp_path / "page.svg")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        explain(y).save(tmp_path / "nowhere" / "page.html")
