@@ -23,6 +23,7 @@ Nothing here imports the engine: a value is read through its public
 attributes (.data, .grad, .label, .op, .inputs) only.
 """
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -72,12 +73,14 @@ def _short(label):
     return label if len(label) <= _MAX_LABEL else label[:_MAX_LABEL - 1] + "\u2026"
 
 
-def to_dot(value, max_nodes=200):
+def to_dot(value, max_nodes=200, rankdir="LR"):
     """Graphviz DOT text of the graph below `value`: one box per value (label,
     data, grad), one node per op, arrows from inputs to ops to results. At most
     `max_nodes` values are drawn, those nearest `value`; a note node says how
-    many were left out."""
+    many were left out. `rankdir` "TB" draws top to bottom."""
     check_value(value, "to_dot")
+    if rankdir not in ("LR", "TB"):
+        raise ValueError(f"rankdir must be 'LR' or 'TB', not {rankdir!r}")
     max_nodes = _check_max_nodes(max_nodes)
     kept, order = nearest(value, max_nodes)   # inputs before results
     total = len(order)
@@ -88,8 +91,9 @@ def to_dot(value, max_nodes=200):
         f"// microbp graph: {total} values"
         + (f", the {len(kept)} nearest the output drawn" if left_out else ""),
         "digraph microbp {",
-        "  rankdir=LR;",
-        '  node [fontname="Helvetica", fontsize=11];',
+        f"  rankdir={rankdir};",
+        '  node [fontname="Helvetica", fontsize=11, margin=0, width=0, height=0];',
+        "  ranksep=0.3; nodesep=0.15;",
         '  edge [color="#555555", arrowsize=0.7];',
     ]
     frontier = []                              # kept values with an input not drawn
@@ -102,11 +106,12 @@ def to_dot(value, max_nodes=200):
             cells.append("<I>const</I>")
         cells.append(f"data {number(v.data)}")
         cells.append(f"grad {number(v.grad)}")
-        row = "".join(f"<TD>{c}</TD>" for c in cells)
+        # one line each: a box stays narrow, so a picture of many values stays readable
+        rows = "".join(f'<TR><TD ALIGN="LEFT">{c}</TD></TR>' for c in cells)
         fill = ' BGCOLOR="#e8e8e8"' if is_const(v) else ""
         border = "2" if v is value else "1"        # the output's box is drawn bold
         lines.append(f'  {n} [shape=plaintext label=<<TABLE BORDER="{border}"'
-                     f' CELLBORDER="1" CELLSPACING="0" CELLPADDING="4"{fill}><TR>{row}</TR>'
+                     f' CELLBORDER="0" CELLSPACING="0" CELLPADDING="2"{fill}>{rows}'
                      f'</TABLE>>];')
         inputs = v.inputs
         if not inputs:
@@ -213,18 +218,42 @@ def draw(value, path, max_nodes=200, timeout=60):
 
 
 def repr_svg(value, timeout=10):
-    """The picture of the graph below `value` as SVG text, for a notebook:
-    Graphviz's when `dot` is installed (and works within `timeout` seconds),
-    else microbp's own layout, so it is always a picture. A big graph is
-    summarised to the values that stay readable at the displayed size."""
+    """The picture of the graph below `value` as SVG text, for a notebook.
+
+    Graphviz's, when `dot` is installed, works within `timeout` seconds and
+    its picture is readable at the displayed size (at most svg.MAX_WIDTH x
+    svg.MAX_HEIGHT pixels, text at least svg.MIN_SCALE of its size); else
+    microbp's own layout, which summarises a big graph until it is. Never
+    text."""
     check_value(value, "repr_svg")
     layout = svg.fit(value)
     if shutil.which("dot") is not None:
-        out, why = _run_dot(to_dot(value, max_nodes=len(layout.kept)), "svg", timeout)
-        if why is None and b"<svg" in out:
-            text = out.decode("utf-8")
-            return text[text.index("<svg"):]       # without the XML prolog and doctype
+        text = to_dot(value, max_nodes=len(layout.kept),
+                      rankdir="TB" if layout.vertical else "LR")
+        out, why = _run_dot(text, "svg", timeout)
+        if why is None:
+            fitted = _fit_graphviz(out.decode("utf-8", "replace"))
+            if fitted is not None:
+                return fitted
     return svg.render(layout)
+
+
+_SIZE = re.compile(r'<svg\s+width="([0-9.]+)pt"\s+height="([0-9.]+)pt"')
+
+
+def _fit_graphviz(text):
+    """Graphviz's SVG without its XML prolog, its size in pixels capped like
+    the own layout's; None when it would have to shrink too far to read."""
+    start = text.find("<svg")
+    m = _SIZE.match(text, start) if start >= 0 else None
+    if m is None:
+        return None
+    w, h = float(m.group(1)) * 4 / 3, float(m.group(2)) * 4 / 3     # pt -> px
+    scale = min(1.0, svg.MAX_WIDTH / w, svg.MAX_HEIGHT / h)
+    if scale < svg.MIN_SCALE:
+        return None
+    return (f'<svg width="{w * scale:.0f}px" height="{h * scale:.0f}px"'
+            + text[m.end():])
 
 
 def repr_mimebundle(value, include=None, exclude=None):

@@ -43,7 +43,7 @@ def chain(n):
 
 
 def cells(box_label):
-    return re.findall(r"<TD>(.*?)</TD>", box_label)
+    return re.findall(r"<TD[^>]*>(.*?)</TD>", box_label)
 
 
 def test_one_box_per_value_with_label_data_and_grad():
@@ -426,13 +426,23 @@ def test_repr_mimebundle_without_graphviz_is_the_own_picture(monkeypatch):
 def test_repr_svg_uses_graphviz_when_it_works_and_never_falls_to_text(tmp_path, monkeypatch):
     _, _, y = small()
     fake = tmp_path / "fakedot"
-    fake.write_text('#!/bin/sh\ncat > /dev/null\necho \'<?xml version="1.0"?>\'\n'
-                    'echo \'<svg xmlns="http://www.w3.org/2000/svg">fake</svg>\'\n')
-    fake.chmod(0o755)
+
+    def fake_dot(width_pt, height_pt):
+        fake.write_text('#!/bin/sh\ncat > /dev/null\necho \'<?xml version="1.0"?>\'\n'
+                        f"echo '<svg width=\"{width_pt}pt\" height=\"{height_pt}pt\"'\n"
+                        'echo \' viewBox="0 0 1 1" xmlns="http://www.w3.org/2000/svg">fake</svg>\'\n')
+        fake.chmod(0o755)
+
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake))
-    assert repr_svg(y).startswith('<svg xmlns="http://www.w3.org/2000/svg">fake</svg>')
+    fake_dot(300, 150)                          # 400 x 200 px: shown as it is
+    assert repr_svg(y) == ('<svg width="400px" height="200px"\n viewBox="0 0 1 1" '
+                           'xmlns="http://www.w3.org/2000/svg">fake</svg>\n')
+    fake_dot(1080, 150)                         # 1440 px wide: shrunk to 1200
+    assert repr_svg(y).startswith('<svg width="1200px" height="167px"')
+    fake_dot(3000, 150)                         # would shrink below readable: own layout
+    assert repr_svg(y) == own.to_svg(y)
     fake.write_text("#!/bin/sh\necho broken >&2\nexit 1\n")
-    assert repr_svg(y) == own.to_svg(y)            # dot fails: still a picture
+    assert repr_svg(y) == own.to_svg(y)         # dot fails: still a picture
 
 
 @needs_dot
