@@ -81,24 +81,11 @@ LOCAL = {
     "sqrt": lambda a, b, out: (_div(0.5, out), 0.0),
 }
 
-# how an op is written in a formula: infix symbols, else the name as a function
-SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "powc": "**"}
-
-
 def local_derivatives(op, a, b, out):
     """(d out/d a, d out/d b) for op `op` (a name) at inputs a, b (b = 0.0 for
     a unary op) with result `out`; None when the table has no formula for `op`."""
     f = LOCAL.get(op)
     return None if f is None else f(a, b, out)
-
-
-def formula(op, args):
-    """How `out = op(args)` reads: "a * b", "-a", "tanh(a)"."""
-    if op in SYMBOL and len(args) == 2:
-        return f"{args[0]} {SYMBOL[op]} {args[1]}"
-    if op == "neg" and len(args) == 1:
-        return f"-{args[0]}"
-    return f"{op}({', '.join(args)})"
 
 
 Row = namedtuple("Row", "node node_name op input input_name position local upstream product")

@@ -20,9 +20,20 @@ import html
 import json
 import os
 
-from .explain import formula
 from .graphwalk import is_const, number
 from . import svg
+
+# how an op is written in a formula: infix symbols, else the name as a function
+SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "powc": "**"}
+
+
+def formula(op, args):
+    """How `out = op(args)` reads: "a * b", "-a", "tanh(a)"."""
+    if op in SYMBOL and len(args) == 2:
+        return f"{args[0]} {SYMBOL[op]} {args[1]}"
+    if op == "neg" and len(args) == 1:
+        return f"-{args[0]}"
+    return f"{op}({', '.join(args)})"
 
 
 def _steps(ex, L):

@@ -61,11 +61,12 @@ def short(label, n=MAX_LABEL):
 class Layout:
     """Positions of the boxes, op circles and edges of a (summarised) graph.
 
-    kept: the values drawn, inputs first; index[v] their number in the picture.
-    box[k] = (x, y, w, h, lines) of value k; op[k] = (cx, cy) of its op circle
-    (None for a leaf); edges: (from k, to k, input position, points);
-    stubs: (k, points) for ops with inputs not drawn; total: the whole
-    graph's number of values; width, height: natural size in pixels."""
+    kept: the values drawn, inputs first; index[v] their number in the picture;
+    lines[k]: the (class, text) lines of value k's box; box[k] = (x, y, w, h)
+    of value k; op[k] = (cx, cy) of its op circle (None for a leaf); edges:
+    (from k, to k, input position, points); stubs: (k, points) for ops with
+    inputs not drawn; total: the whole graph's number of values; vertical:
+    top to bottom; width, height: natural size in pixels."""
 
 
 def _lines(v):
