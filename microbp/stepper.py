@@ -157,6 +157,14 @@ function show(i){
     if (c[1] === 'data') g.classList.add('fwd'); });
   if (st.op !== null){ var o = document.querySelector('#graph g.op[data-k="'+st.op+'"]');
     if (o) o.classList.add('focus'); }
+  if (st.focus.length){                  // keep the step's op (or value) in view
+    var el = st.op !== null ? document.querySelector('#graph g.op[data-k="'+st.op+'"]')
+                            : box(st.focus[0]);
+    var r = el.getBoundingClientRect();
+    var top = document.getElementById('panel').getBoundingClientRect().bottom;
+    if (r.top < top || r.bottom > window.innerHeight)
+      window.scrollBy(0, r.top - (top + window.innerHeight) / 2);
+  }
   document.getElementById('title').textContent = st.title;
   document.getElementById('lines').textContent = st.lines.join('\\n');
   document.getElementById('counter').textContent = 'step ' + (cur + 1) + ' of ' + STEPS.length +

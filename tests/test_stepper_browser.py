@@ -239,3 +239,28 @@ def test_the_notebook_picture_renders_at_its_size(browser, tmp_path):
         else tmp_path / "graph-inline.png"
     svg_el.screenshot(str(out))
     assert out.stat().st_size > 10_000
+
+
+def test_the_step_in_focus_is_scrolled_into_view(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    path = explain(lecture()).save(tmp_path / "lecture.html")
+    browser.set_window_size(1100, 700)              # the graph is taller than the window
+    try:
+        browser.get(pathlib.Path(path).as_uri())
+        body = browser.find_element(By.TAG_NAME, "body")
+        n = int(body.get_attribute("data-steps"))
+        assert browser.execute_script("return document.body.scrollHeight") > 900
+        for _ in range(n - 1):
+            body.send_keys(Keys.ARROW_RIGHT)
+            top, bottom, height = browser.execute_script("""
+                var f = document.querySelector('#graph g.op.focus') ||
+                        document.querySelector('#graph g.val.focus');
+                if (!f) return [null, null, null];
+                var r = f.getBoundingClientRect();
+                var p = document.getElementById('panel').getBoundingClientRect().bottom;
+                return [r.top - p, window.innerHeight - r.bottom, window.innerHeight];""")
+            if top is not None:
+                assert top >= 0 and bottom >= 0, body.get_attribute("data-step")
+    finally:
+        browser.set_window_size(1100, 1400)
