@@ -193,9 +193,7 @@ class Explanation:
     def __str__(self):
         return self.text()
 
-    def __repr__(self):
-        return (f"<explain({self.names[self.value]}): {len(self._rows)} rows; "
-                "print() it for the table>")
+    __repr__ = __str__          # at the prompt, explain(y) shows the table too
 
     # -- notebook -------------------------------------------------------------
     def _repr_html_(self, max_rows=200):

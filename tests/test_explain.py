@@ -240,6 +240,7 @@ def test_text_is_aligned():
         assert line[col:].startswith(r.op + " ")
         assert line.endswith(format(r.product, ".6g"))
     assert "each gradient is the sum of the products over the value's uses" in text
+    assert repr(ex) == text                     # the prompt shows the table as well
 
 
 def test_a_leaf_has_no_rows():
