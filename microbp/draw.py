@@ -83,7 +83,12 @@ def to_dot(value, max_nodes=200, rankdir="LR"):
         raise ValueError(f"rankdir must be 'LR' or 'TB', not {rankdir!r}")
     max_nodes = _check_max_nodes(max_nodes)
     kept, order = nearest(value, max_nodes)   # inputs before results
-    total = len(order)
+    return _dot(value, kept, len(order), rankdir)
+
+
+def _dot(value, kept, total, rankdir):
+    """The DOT text of `kept` (values in topological order, of `total` in the
+    graph below `value`)."""
     name = {v: f"v{k}" for k, v in enumerate(kept)}
     left_out = total - len(kept)
 
@@ -228,8 +233,7 @@ def repr_svg(value, timeout=10):
     check_value(value, "repr_svg")
     layout = svg.fit(value)
     if shutil.which("dot") is not None:
-        text = to_dot(value, max_nodes=len(layout.kept),
-                      rankdir="TB" if layout.vertical else "LR")
+        text = _dot(value, layout.kept, layout.total, "TB" if layout.vertical else "LR")
         out, why = _run_dot(text, "svg", timeout)
         if why is None:
             fitted = _fit_graphviz(out.decode("utf-8", "replace"))

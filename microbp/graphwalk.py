@@ -24,59 +24,75 @@ def topo(root):
     """The values below `root`, inputs before outputs, `root` last: the order
     of a depth-first walk that visits a value's inputs in order (iterative, so
     a graph of any depth is fine)."""
+    return walk(root)[0]
+
+
+def walk(root):
+    """(topo(root), {value: its inputs}): each value's .inputs read once."""
+    ins = {root: root.inputs}                   # also: the values seen so far
     order = []
-    done = set()
-    stack = [(root, iter(root.inputs))]
-    on_stack = {root}
+    stack = [(root, iter(ins[root]))]
     while stack:
         v, rest = stack[-1]
         for c in rest:
-            if c not in done and c not in on_stack:
-                on_stack.add(c)
-                stack.append((c, iter(c.inputs)))
+            if c not in ins:        # seen before: already in order (no value on the
+                ins[c] = c.inputs   # stack is an input of one above it: no cycles)
+                stack.append((c, iter(ins[c])))
                 break
         else:
             stack.pop()
-            done.add(v)
             order.append(v)
-    return order
+    return order, ins
 
 
-def nearest(root, max_nodes):
-    """The values nearest `root` to draw when at most `max_nodes` fit.
+def ranked(root, limit):
+    """The values nearest `root`, nearest first, at most `limit` of them, and
+    the whole graph's topological order: (ranking, order).
 
-    Returns (kept, order): `kept` the chosen values in topological order
-    (inputs first), `order` the whole graph's topological order. A value is
-    kept only once every value that uses it is kept, so a kept value's
-    gradient is the sum of products that are all in the picture; among the
+    A value is ranked only after every value that uses it, so any first n of
+    the ranking hold, for each value they hold, all of its users (its
+    gradient is the sum of products that are all among them); among the
     values that qualify, the nearest the output (fewest ops away, breadth
-    first) go first."""
-    order = topo(root)
-    if len(order) <= max_nodes:
-        return order, order
-    # distance from the output, breadth first
-    depth = {root: 0}
+    first) go first. Any prefix of the ranking is the same as the ranking
+    for a smaller limit, so one call serves every budget up to `limit`."""
+    order, ins = walk(root)
+    if len(order) <= limit:
+        return list(reversed(order)), order
+    depth = {root: 0}                           # distance from the output
     queue = deque([root])
     while queue:
         v = queue.popleft()
-        for c in v.inputs:
+        d = depth[v] + 1
+        for c in ins[v]:
             if c not in depth:
-                depth[c] = depth[v] + 1
+                depth[c] = d
                 queue.append(c)
     users = {}                                  # how many times a value is used
     for v in order:
-        for c in v.inputs:
+        for c in ins[v]:
             users[c] = users.get(c, 0) + 1
     rank = {v: k for k, v in enumerate(order)}
     heap = [(0, -rank[root], root)]
-    chosen = set()
-    while heap and len(chosen) < max_nodes:
+    out = []
+    while heap and len(out) < limit:
         _, _, v = heapq.heappop(heap)
-        chosen.add(v)
-        for c in v.inputs:
+        out.append(v)
+        for c in ins[v]:
             users[c] -= 1
-            if users[c] == 0:                   # every use of c is kept now
+            if users[c] == 0:                   # every use of c is ranked now
                 heapq.heappush(heap, (depth[c], -rank[c], c))
+    return out, order
+
+
+def nearest(root, max_nodes, ranking=None):
+    """The values nearest `root` to draw when at most `max_nodes` fit:
+    (kept, order), `kept` the chosen values in topological order (inputs
+    first), `order` the whole graph's topological order (see ranked();
+    `ranking` is a ranked() result to reuse, with a limit >= max_nodes)."""
+    ranks, order = ranking if ranking is not None else ranked(root, max_nodes)
+    if len(ranks) == len(order) and len(order) <= max_nodes:
+        return order, order
+    chosen = set(ranks[:max_nodes])
     return [v for v in order if v in chosen], order
 
 

@@ -13,7 +13,7 @@ size (at most MAX_WIDTH x MAX_HEIGHT pixels, text never scaled below
 MIN_SCALE): only the values nearest the output are drawn, a note gives the
 counts, and a dashed stub marks each op whose inputs are not drawn.
 """
-from .graphwalk import check_value, nearest, is_const, number
+from .graphwalk import check_value, nearest, ranked, is_const, number
 
 MAX_WIDTH = 1200          # the picture's displayed size at most, in pixels
 MAX_HEIGHT = 1400
@@ -100,11 +100,11 @@ def _isotonic(targets, seps):
     return [a + o for a, o in zip(z, off)]
 
 
-def layout(value, max_nodes, vertical=False):
+def layout(value, max_nodes, vertical=False, ranking=None):
     """The Layout of the graph below `value`, drawing at most `max_nodes`
     values (those nearest the output): left to right, or top to bottom
-    when `vertical`."""
-    kept, order = nearest(value, max_nodes)
+    when `vertical`. `ranking`: a graphwalk.ranked() result to reuse."""
+    kept, order = nearest(value, max_nodes, ranking)
     index = {v: k for k, v in enumerate(kept)}
     n = len(kept)
     ins = [[index.get(c) for c in v.inputs] for v in kept]      # None: not drawn
@@ -375,11 +375,12 @@ def fit(value, max_nodes=None):
     MIN_SCALE to fit MAX_WIDTH x MAX_HEIGHT. Left to right when that draws
     as many values as top to bottom, else top to bottom."""
     budget = 60 if max_nodes is None else max_nodes
+    ranking = ranked(value, budget)             # one walk of the graph for every try
     best = None
     for vertical in (False, True):
         b = budget
         while True:
-            L = layout(value, b, vertical)
+            L = layout(value, b, vertical, ranking)
             scale = min(1.0, MAX_WIDTH / L.width, MAX_HEIGHT / L.height)
             if scale >= MIN_SCALE or b <= 3:
                 break
