@@ -1,6 +1,10 @@
-"""Graph pictures: Value.to_dot() and microbp.draw (microbp/draw.py)."""
+"""Graph pictures: Value.to_dot(), microbp.draw, the notebook picture
+(microbp/draw.py) and microbp's own SVG layout (microbp/svg.py)."""
 import html
+import json
+import os
 import re
+import xml.etree.ElementTree as ET
 import shutil
 import subprocess
 import sys
@@ -9,8 +13,9 @@ import time
 import pytest
 
 from microbp import Value
-from microbp.draw import to_dot, draw
-from microbp.graph import topo
+from microbp import svg as own
+from microbp.draw import to_dot, draw, repr_svg, repr_mimebundle
+from microbp.graphwalk import topo, nearest
 
 BOX = re.compile(r"^  (v\d+) \[shape=plaintext label=<(.*)>\];$", re.M)
 OPNODE = re.compile(r'^  (v\d+)_op \[shape=ellipse label="([^"]*)"', re.M)
@@ -38,7 +43,7 @@ def chain(n):
 
 
 def cells(box_label):
-    return re.findall(r"<TD>(.*?)</TD>", box_label)
+    return re.findall(r"<TD[^>]*>(.*?)</TD>", box_label)
 
 
 def test_one_box_per_value_with_label_data_and_grad():
@@ -130,6 +135,8 @@ def test_bad_arguments():
     _, _, y = small()
     with pytest.raises(TypeError, match="Value"):
         to_dot(3.0)
+    with pytest.raises(TypeError, match="Value"):
+        draw("y", "g.svg")
     with pytest.raises(ValueError, match="max_nodes"):
         y.to_dot(max_nodes=0)
     with pytest.raises(TypeError, match="max_nodes"):
@@ -165,15 +172,47 @@ def test_the_cap_keeps_the_values_nearest_the_output():
     assert "1 more value not shown" in chain(4).to_dot(max_nodes=3)
 
 
-def test_draw_writes_dot_when_graphviz_is_missing(tmp_path, monkeypatch, capsys):
+def test_draw_png_writes_dot_when_graphviz_is_missing(tmp_path, monkeypatch, capsys):
     _, _, y = small()
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    written = draw(y, tmp_path / "g.svg")
+    written = draw(y, tmp_path / "g.png")
     assert written == str(tmp_path / "g.dot")
-    assert not (tmp_path / "g.svg").exists()
+    assert not (tmp_path / "g.png").exists()
     assert (tmp_path / "g.dot").read_text(encoding="utf-8") == y.to_dot()
     err = capsys.readouterr().err
-    assert "not found" in err and f"dot -Tsvg {tmp_path / 'g.dot'} -o {tmp_path / 'g.svg'}" in err
+    assert "not found" in err and f"dot -Tpng {tmp_path / 'g.dot'} -o {tmp_path / 'g.png'}" in err
+
+
+def test_draw_svg_without_graphviz_uses_the_own_layout(tmp_path, monkeypatch):
+    _, _, y = small()
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    path = str(tmp_path / "g.svg")
+    assert draw(y, path) == path
+    text = open(path, encoding="utf-8").read()
+    assert text == own.to_svg(y, max_nodes=200)
+    assert len(ET.fromstring(text).findall(".//{http://www.w3.org/2000/svg}g[@class]")) > 0
+    assert not (tmp_path / "g.dot").exists()
+
+
+@pytest.mark.parametrize("name", ["g.svg", "g.png", "g.dot", "g.html"])
+def test_draw_into_a_missing_directory_is_a_clear_error(tmp_path, name):
+    _, _, y = small()
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(FileNotFoundError, match="no/such"):
+        draw(y, missing / name)
+    assert not (tmp_path / "no").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_draw_html_writes_the_step_through_page(tmp_path):
+    _, _, y = small()
+    path = str(tmp_path / "backprop.html")
+    assert draw(y, path) == path
+    text = open(path, encoding="utf-8").read()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text and "<script>" in text
+    # self-contained: nothing is loaded from anywhere (the SVG namespace is a name)
+    text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert not re.search(r"""(src|href)\s*=|@import|url\(|https?://|//[a-z]""", text)
 
 
 def test_draw_to_a_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
@@ -186,7 +225,7 @@ def test_draw_to_a_dot_file_needs_no_graphviz(tmp_path, monkeypatch):
 
 def test_draw_needs_a_known_suffix(tmp_path):
     _, _, y = small()
-    with pytest.raises(ValueError, match=r"\.svg, \.png, \.dot"):
+    with pytest.raises(ValueError, match=r"\.svg, \.png, \.dot, \.html"):
         draw(y, tmp_path / "g.jpg")
     with pytest.raises(ValueError):
         draw(y, tmp_path / "g")
@@ -235,3 +274,206 @@ def test_graphviz_accepts_the_summary_of_a_big_graph(tmp_path):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert b"9970 more values not shown" in done.stdout
+
+
+# -- microbp's own SVG layout (microbp/svg.py) and the notebook picture --------
+
+SVGNS = "{http://www.w3.org/2000/svg}"
+
+
+def parse(svg_text):
+    return ET.fromstring(svg_text)
+
+
+def groups(root, cls):
+    return [g for g in root.iter(SVGNS + "g") if cls in g.get("class", "").split()]
+
+
+def lecture_loss():
+    """The lecture's 2-2-1 sigmoid network (26 values), after backward."""
+    w = {k: Value(v, label=k) for k, v in
+         (("w_AC", 0.1), ("w_BC", 0.4), ("w_AD", 0.5), ("w_BD", 0.3), ("w_CE", 0.2),
+          ("w_DE", 0.6))}
+    x_a, x_b = Value(0.23, label="x_A"), Value(0.82, label="x_B")
+    y_c = (w["w_AC"] * x_a + w["w_BC"] * x_b).sigmoid()
+    y_d = (w["w_AD"] * x_a + w["w_BD"] * x_b).sigmoid()
+    yhat = (w["w_CE"] * y_c + w["w_DE"] * y_d).sigmoid()
+    loss = 0.5 * (Value(1.0, label="y") - yhat) ** 2
+    loss.label = "L"
+    loss.backward()
+    return loss
+
+
+def wide(n):
+    """sum of n products w_i * x_i: a graph 2 layers deep and n wide."""
+    out = Value(0.0, label="acc")
+    for i in range(n):
+        out = out + Value(0.1 * i, label=f"w{i}") * Value(1.0, label=f"x{i}")
+    return out
+
+
+def test_own_svg_has_a_box_per_value_an_op_per_result_and_the_edges():
+    x, w, y = small()
+    root = parse(own.to_svg(y))
+    vals = groups(root, "val")
+    assert len(vals) == len(topo(y)) == 6
+    texts = {g.get("data-k"): [t.text for t in g.iter(SVGNS + "text")] for g in vals}
+    k = {v: str(i) for i, v in enumerate(topo(y))}
+    assert texts[k[x]] == ["x", "data 2", f"grad {x.grad:.6g}"]
+    assert texts[k[w]] == ["w", "data -3", f"grad {w.grad:.6g}"]
+    assert texts[k[y]] == ["y", f"data {y.data:.6g}", "grad 1"]
+    assert "out" in dict((g.get("data-k"), g.get("class")) for g in vals)[k[y]]
+    assert sorted(g.get("data-op") for g in groups(root, "op")) == ["add", "mul", "tanh"]
+    edges = {(p.get("data-from"), p.get("data-to")) for p in root.iter(SVGNS + "path")
+             if p.get("class") == "edge" and p.get("data-from")}
+    nodes = topo(y)
+    want = {(k[c], k[v]) for v in nodes for c in v.inputs}
+    assert edges == want and len(want) == 5
+    assert "not drawn" not in own.to_svg(y)
+
+
+def rects_overlap(a, b):
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+@pytest.mark.parametrize("make", [lambda: small()[2], lecture_loss, lambda: wide(12),
+                                  lambda: chain(30)])
+@pytest.mark.parametrize("vertical", [False, True])
+def test_own_layout_is_layered_and_boxes_do_not_overlap(make, vertical):
+    L = own.layout(make(), 100, vertical)
+    for c, k, _, pts in L.edges:
+        bx, by, bw, bh = L.box[c]
+        ox, oy = L.op[k]
+        if vertical:                   # every edge goes down, from a box to a later op
+            assert by + bh < oy - own.R and pts[0][1] == pytest.approx(by + bh)
+        else:                          # every edge goes right
+            assert bx + bw < ox - own.R and pts[0][0] == pytest.approx(bx + bw)
+    for i in range(len(L.box)):
+        assert L.box[i][0] >= 0 and L.box[i][1] >= 0
+        assert L.box[i][0] + L.box[i][2] <= L.width and L.box[i][1] + L.box[i][3] <= L.height
+        for j in range(i):
+            assert not rects_overlap(L.box[i], L.box[j]), (i, j)
+
+
+def displayed(svg_text):
+    root = parse(svg_text)
+    w, h = float(root.get("width")), float(root.get("height"))
+    vb = [float(x) for x in root.get("viewBox").split()]
+    return w, h, w / vb[2]
+
+
+@pytest.mark.parametrize("make, total", [(lambda: chain(10_000), 10_000),
+                                         (lambda: wide(300), 1 + 4 * 300)])
+def test_a_big_graph_is_summarised_to_stay_readable(make, total):
+    text = own.to_svg(make())
+    w, h, scale = displayed(text)
+    assert w <= own.MAX_WIDTH and h <= own.MAX_HEIGHT
+    assert scale >= own.MIN_SCALE                   # text never shrunk below 12px * 0.8
+    drawn = len(groups(parse(text), "val"))
+    assert 3 <= drawn < 100
+    assert (f"the {drawn} values nearest the output of {total}; "
+            f"{total - drawn} more not drawn") in text
+    assert 'class="stub"' in text                   # ops whose inputs are not drawn
+
+
+def test_the_lecture_graph_is_drawn_whole_and_readable():
+    text = own.to_svg(lecture_loss())
+    assert len(groups(parse(text), "val")) == 26 and "not drawn" not in text
+    w, h, scale = displayed(text)
+    assert w <= own.MAX_WIDTH and h <= own.MAX_HEIGHT and scale >= own.MIN_SCALE
+
+
+def test_the_values_kept_include_every_user_of_a_kept_value():
+    import random
+    rng = random.Random(5)
+    xs = [Value(rng.uniform(-1, 1), label=f"x{i}") for i in range(6)]
+    pool = list(xs)
+    for _ in range(120):
+        a, b = rng.choice(pool[-10:]), rng.choice(pool)
+        pool.append(rng.choice([a + b, a * b, a - b, (a * b).tanh()]))
+    root = pool[-1]
+    for n in (1, 5, 20, 60):
+        kept, order = nearest(root, n)
+        assert len(kept) == min(n, len(order)) and kept[-1] is root
+        keep = set(kept)
+        for v in order:
+            if v not in keep:
+                assert not any(c in keep for c in v.inputs)
+        assert kept == [v for v in order if v in keep]      # inputs first
+
+
+def test_own_svg_escapes_labels():
+    nasty = 'w <&> "q" \\N x\ny\x00\u00e9\ud800'
+    x = Value(1.0, label=nasty)
+    text = own.to_svg(x * 2)
+    texts = [t.text for t in parse(text).iter(SVGNS + "text")]   # parses as XML
+    assert 'w <&> "q" \\N x\\ny\\x00\u00e9\\ud800' in texts
+    assert text.encode("utf-8")
+
+
+def test_repr_mimebundle_without_graphviz_is_the_own_picture(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    _, _, y = small()
+    bundle = repr_mimebundle(y)
+    assert set(bundle) == {"image/svg+xml", "text/plain"}
+    assert bundle["text/plain"] == repr(y)
+    assert bundle["image/svg+xml"] == repr_svg(y) == own.to_svg(y)
+    assert repr_mimebundle(y, include=["text/plain"]) == {"text/plain": repr(y)}
+    assert set(repr_mimebundle(y, exclude=["text/plain"])) == {"image/svg+xml"}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses a shell script as a fake dot")
+def test_repr_svg_uses_graphviz_when_it_works_and_never_falls_to_text(tmp_path, monkeypatch):
+    _, _, y = small()
+    fake = tmp_path / "fakedot"
+
+    def fake_dot(width_pt, height_pt):
+        fake.write_text('#!/bin/sh\ncat > /dev/null\necho \'<?xml version="1.0"?>\'\n'
+                        f"echo '<svg width=\"{width_pt}pt\" height=\"{height_pt}pt\"'\n"
+                        'echo \' viewBox="0 0 1 1" xmlns="http://www.w3.org/2000/svg">fake</svg>\'\n')
+        fake.chmod(0o755)
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake))
+    fake_dot(300, 150)                          # 400 x 200 px: shown as it is
+    assert repr_svg(y) == ('<svg width="400px" height="200px"\n viewBox="0 0 1 1" '
+                           'xmlns="http://www.w3.org/2000/svg">fake</svg>\n')
+    fake_dot(1080, 150)                         # 1440 px wide: shrunk to 1200
+    assert repr_svg(y).startswith('<svg width="1200px" height="167px"')
+    fake_dot(3000, 150)                         # would shrink below readable: own layout
+    assert repr_svg(y) == own.to_svg(y)
+    fake.write_text("#!/bin/sh\necho broken >&2\nexit 1\n")
+    assert repr_svg(y) == own.to_svg(y)         # dot fails: still a picture
+
+
+@needs_dot
+def test_repr_svg_with_graphviz_is_svg():
+    _, _, y = small()
+    text = repr_svg(y)
+    assert text.startswith("<svg") and "tanh" in text
+
+
+def test_the_page_of_a_big_graph_is_summarised(tmp_path):
+    y = chain(10_000)
+    y.backward()
+    path = draw(y, tmp_path / "big.html")
+    text = open(path, encoding="utf-8").read()
+    drawn = len(re.findall(r'<g class="val [^>]*data-name=', text))
+    assert 3 <= drawn <= 60 and f"of 10000; {10_000 - drawn} more not drawn" in text
+    assert len(text) < 200_000
+    steps = re.search(r"<script type='application/json' id='steps'>(.*?)</script>", text,
+                      re.S).group(1)
+    import json
+    steps = json.loads(steps)
+    # start, a forward step per drawn op (the leaf x is not drawn), the start of
+    # backward, a backward step per drawn op, end
+    assert len(steps) == 1 + drawn + 1 + drawn + 1
+    assert "not drawn" in " ".join(steps[1]["lines"])
+
+
+def test_the_page_needs_an_html_path(tmp_path):
+    from microbp.explain import explain
+    _, _, y = small()
+    with pytest.raises(ValueError, match=r"\.html"):
+        explain(y).save(tmp_path / "page.svg")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        explain(y).save(tmp_path / "nowhere" / "page.html")

@@ -1,0 +1,273 @@
+"""explain(): backpropagation, op by op, for any graph.
+
+    y.backward()
+    print(microbp.explain(y))       # aligned text
+    microbp.explain(y)              # an HTML table in a notebook
+    microbp.explain(y).rows()       # the same, as data
+    microbp.explain(y).save("backprop.html")   # a page to step through
+
+For every op below the output, from the output down, each input's row shows
+the chain rule at work:
+
+    local d(node)/d(input)  x  upstream d(out)/d(node)  =  product
+
+and a value's gradient is the sum of the products on the rows that name it as
+input (one row per use). The local derivatives come from the small table
+below, computed on the floats of the graph; the upstream gradients are the
+engine's own .grad, so the sums check the engine's backward pass by hand.
+"""
+import html
+import math
+from collections import namedtuple
+
+from .graphwalk import check_value, topo, names, is_const, number
+
+inf = math.inf
+
+
+# ---------------------------------------------------------------------------
+# Local derivatives d(out)/d(input) on floats, without exceptions (IEEE-754
+# results where Python would raise: 1/0 = inf, log(0) = -inf, ...).
+
+def _div(x, y):
+    try:
+        return x / y
+    except ZeroDivisionError:
+        if x != x or x == 0.0:
+            return math.nan
+        return math.copysign(inf, x) * math.copysign(1.0, y)
+
+
+def _pow(x, y):
+    try:
+        return math.pow(x, y)
+    except ValueError:              # 0 ** negative, or negative ** fraction
+        if x == 0.0:
+            return inf
+        return math.nan
+    except OverflowError:
+        return inf
+
+
+def _log(x):
+    if x == 0.0:
+        return -inf
+    if x < 0.0 or x != x:
+        return math.nan
+    return math.log(x)
+
+
+def _sign(x):
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+
+# op name -> f(a, b, out) -> (d out/d a, d out/d b); b is 0.0 for unary ops
+LOCAL = {
+    "add": lambda a, b, out: (1.0, 1.0),
+    "sub": lambda a, b, out: (1.0, -1.0),
+    "mul": lambda a, b, out: (b, a),
+    "div": lambda a, b, out: (_div(1.0, b), -_div(_div(a, b), b)),
+    "pow": lambda a, b, out: (0.0 if b == 0.0 else b * _pow(a, b - 1.0),
+                              0.0 if (a == 0.0 and b >= 0.0) else out * _log(a)),
+    # a ** c with c a constant: the exponent gets no gradient
+    "powc": lambda a, c, out: (0.0 if c == 0.0 else c * _pow(a, c - 1.0), 0.0),
+    "neg": lambda a, b, out: (-1.0, 0.0),
+    "exp": lambda a, b, out: (out, 0.0),
+    "log": lambda a, b, out: (_div(1.0, a), 0.0),
+    "tanh": lambda a, b, out: (1.0 - out * out, 0.0),
+    "sigmoid": lambda a, b, out: ((1.0 - out) * out, 0.0),
+    "relu": lambda a, b, out: (0.0 if a <= 0.0 else 1.0, 0.0),
+    "abs": lambda a, b, out: (_sign(a), 0.0),
+    "sqrt": lambda a, b, out: (_div(0.5, out), 0.0),
+}
+
+def local_derivatives(op, a, b, out):
+    """(d out/d a, d out/d b) for op `op` (a name) at inputs a, b (b = 0.0 for
+    a unary op) with result `out`; None when the table has no formula for `op`."""
+    f = LOCAL.get(op)
+    return None if f is None else f(a, b, out)
+
+
+Row = namedtuple("Row", "node node_name op input input_name position local upstream product")
+Row.__doc__ = """One input of one op: `product = local * upstream` is what the
+op passes down to `input` (its `position`-th input, 0 or 1). `node` and
+`input` are the values themselves; `local` and `product` are None for an op
+with no formula in the table."""
+
+Sum = namedtuple("Sum", "value name products total grad")
+Sum.__doc__ = """A value's gradient as the sum over its uses: `products` in the
+order backward() adds them, `total` their sum, `grad` the engine's .grad."""
+
+
+class Explanation:
+    """The backward pass below a value, op by op (made by explain())."""
+
+    def __init__(self, value, constants, ran_backward):
+        self.value = value
+        self.constants = constants
+        self.ran_backward = ran_backward
+        self.order = topo(value)
+        self.names = names(self.order)
+        self._rows = []
+        for v in reversed(self.order):
+            ins = v.inputs
+            if not ins:
+                continue
+            a = ins[0].data
+            b = ins[1].data if len(ins) > 1 else 0.0
+            local = local_derivatives(v.op, a, b, v.data)
+            for k, c in enumerate(ins):
+                if is_const(c) and not constants:
+                    continue
+                loc = None if local is None else local[k]
+                prod = None if loc is None else loc * v.grad
+                self._rows.append(Row(v, self.names[v], v.op, c, self.names[c], k,
+                                      loc, v.grad, prod))
+
+    def rows(self):
+        """The table as a list of Row namedtuples, from the output down."""
+        return list(self._rows)
+
+    def sums(self):
+        """For every value that receives a product, a Sum: its gradient as
+        the sum of the products over its uses, beside the engine's .grad."""
+        got = {}
+        for r in self._rows:
+            got.setdefault(r.input, []).append(r.product)
+        out = []
+        for v in reversed(self.order):
+            if v in got:
+                ps = got[v]
+                total = None
+                if None not in ps:
+                    total = 0.0
+                    for p in ps:
+                        total += p
+                out.append(Sum(v, self.names[v], tuple(ps), total, v.grad))
+        return out
+
+    # -- text -----------------------------------------------------------------
+    def _header(self):
+        out = self.names[self.value]
+        lines = [f"backward pass of {out}, op by op from the output down"
+                 + (" (explain() ran backward() first)" if self.ran_backward else "")]
+        lines.append(f"each row: local d(node)/d(input) x upstream d({out})/d(node) = product")
+        return lines, out
+
+    def text(self, max_rows=200):
+        """The table as aligned text (at most `max_rows` rows of each part)."""
+        lines, out = self._header()
+        rows = self._rows[:max_rows]
+        if not rows:
+            lines.append(f"(no ops: {out} is a leaf)")
+            return "\n".join(lines)
+        up = f"x upstream d({out})/d(node)"
+        cols = [("node", "<", [r.node_name for r in rows]),
+                ("op", "<", [r.op for r in rows]),
+                ("input", "<", [r.input_name for r in rows]),
+                ("local d(node)/d(input)", ">", [_num(r.local) for r in rows]),
+                (up, ">", [number(r.upstream) for r in rows]),
+                ("= product", ">", [_num(r.product) for r in rows])]
+        widths = [max(len(h), *(len(c) for c in cells)) for h, _, cells in cols]
+        lines.append("")
+        lines.append("  " + "  ".join(f"{h:{a}{w}}" for (h, a, _), w in zip(cols, widths))
+                     .rstrip())
+        for k in range(len(rows)):
+            lines.append("  " + "  ".join(f"{cells[k]:{a}{w}}"
+                                          for (_, a, cells), w in zip(cols, widths)).rstrip())
+        if len(self._rows) > max_rows:
+            lines.append(f"  ... {len(self._rows) - max_rows} more rows (rows() has them all)")
+        lines.append("")
+        lines.append("each gradient is the sum of the products over the value's uses")
+        sums = self.sums()[:max_rows]
+        width = max(len(s.name) for s in sums)
+        texts = [_sum_text(s) for s in sums]
+        lhs = max(len(t[0]) for t in texts)
+        for s, (expr, grad) in zip(sums, texts):
+            lines.append(f"  {s.name:<{width}}  {expr:<{lhs}}  {grad}".rstrip())
+        if len(self.sums()) > max_rows:
+            lines.append(f"  ... {len(self.sums()) - max_rows} more values "
+                         "(sums() has them all)")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.text()
+
+    __repr__ = __str__          # at the prompt, explain(y) shows the table too
+
+    # -- notebook -------------------------------------------------------------
+    def _repr_html_(self, max_rows=200):
+        e = html.escape
+        lines, out = self._header()
+        parts = ["<div class='microbp-explain'>"]
+        parts += [f"<div>{e(t)}</div>" for t in lines]
+        head = ("<tr><th>node</th><th>op</th><th>input</th>"
+                "<th>local d(node)/d(input)</th>"
+                f"<th>&times; upstream d({e(out)})/d(node)</th><th>= product</th></tr>")
+        body = []
+        for r in self._rows[:max_rows]:
+            body.append(f"<tr><td>{e(r.node_name)}</td><td>{e(r.op)}</td>"
+                        f"<td>{e(r.input_name)}</td>"
+                        f"<td style='text-align:right'>{_num(r.local)}</td>"
+                        f"<td style='text-align:right'>{number(r.upstream)}</td>"
+                        f"<td style='text-align:right'>{_num(r.product)}</td></tr>")
+        if len(self._rows) > max_rows:
+            body.append(f"<tr><td colspan='6'>... {len(self._rows) - max_rows} more rows "
+                        "(rows() has them all)</td></tr>")
+        parts.append(f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+        sums = self.sums()
+        if sums:
+            parts.append("<div>each gradient is the sum of the products over the "
+                         "value's uses</div><table><tbody>")
+            for s in sums[:max_rows]:
+                expr, grad = _sum_text(s)
+                parts.append(f"<tr><td>{e(s.name)}</td><td>{e(expr)}</td>"
+                             f"<td>{e(grad)}</td></tr>")
+            parts.append("</tbody></table>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    # -- the step-through page ------------------------------------------------
+    def save(self, path, max_nodes=60):
+        """Write the step-through page (one self-contained HTML file) to `path`;
+        returns the path (a str). See microbp.stepper."""
+        from .stepper import save_page
+        return save_page(self, path, max_nodes=max_nodes)
+
+
+def _num(x):
+    return "?" if x is None else number(x)
+
+
+def _sum_text(s):
+    """(the sum over uses as text, the engine's .grad as text)."""
+    if s.total is None:
+        return "(no formula for an op that uses it)", f"(.grad {number(s.grad)})"
+    terms = [number(p) for p in s.products]
+    if len(terms) > 6:
+        terms = terms[:3] + [f"... ({len(terms)} terms)"] + terms[-1:]
+    agree = (s.total == s.grad or abs(s.total - s.grad) <= 1e-12 * max(1.0, abs(s.grad))
+             or (s.total != s.total and s.grad != s.grad))
+    mark = "" if agree else "  DIFFERS: were the gradients zeroed before backward()?"
+    expr = " + ".join(terms)
+    if len(s.products) > 1:
+        expr += f" = {number(s.total)}"
+    return expr, f"(.grad {number(s.grad)}){mark}"
+
+
+def explain(value, constants=False):
+    """The backward pass below `value`, op by op (an Explanation).
+
+    Call it after value.backward(); if value's grad is still 0 (backward has
+    not run), explain() runs value.backward() first. Rows for constant inputs
+    (the numbers in `2 * x`) are left out unless `constants` is true.
+
+    print() it for aligned text; a notebook shows it as an HTML table;
+    .rows() and .sums() give the data; .save(path) writes a page that steps
+    through the forward and backward passes."""
+    check_value(value, "explain")
+    ran = False
+    if value.grad == 0.0 and value.inputs:
+        value.backward()
+        ran = True
+    return Explanation(value, bool(constants), ran)
