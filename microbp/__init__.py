@@ -6,7 +6,7 @@
 Pure Python at its core, with an optional C core (built with cffi) that runs
 recorded graphs (microbp.Tape) and eager backward passes with the same doubles.
 """
-from .engine import Value
+from .engine import Value, no_grad
 from .params import Parameter, ParamStore
 from .backend import (set_backend, get_backend, use_backend, available_backends,
                       BackendError)
@@ -15,11 +15,12 @@ from .tapeformat import TapeError
 from .gradcheck import gradcheck, GradcheckError
 from .anomaly import detect_anomaly
 from .draw import draw
+from .explain import explain
 from . import nn, losses, optim, datasets, serialize
 
 __version__ = "0.1.0"
 
-__all__ = ["Value", "Parameter", "ParamStore", "Tape", "Batch", "TapeError", "set_backend", "get_backend",
+__all__ = ["Value", "no_grad", "Parameter", "ParamStore", "Tape", "Batch", "TapeError", "set_backend", "get_backend",
            "use_backend", "available_backends", "BackendError", "gradcheck",
-           "GradcheckError", "detect_anomaly", "draw", "nn", "losses", "optim",
+           "GradcheckError", "detect_anomaly", "draw", "explain", "nn", "losses", "optim",
            "datasets", "serialize", "__version__"]

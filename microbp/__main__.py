@@ -18,7 +18,10 @@ def info(argv=None):
     ap.parse_args(argv)
     print(f"microbp {microbp.__version__} (Python {platform.python_version()})")
     print(f"available backends: {', '.join(backend.available_backends())}")
-    print(f"backend in force: {backend.get_backend()}")
+    try:
+        print(f"backend in force: {backend.get_backend()}")
+    except backend.BackendError as e:
+        print(f"backend in force: none ({e})")
     err = backend.c_import_error()
     if err is None:
         from microbp import cexec

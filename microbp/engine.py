@@ -7,19 +7,31 @@ methods below only pick the row. A node holds no closure and no reference to
 its outputs, so a graph is an acyclic web of plain references from the output
 down to the leaves: dropping the output frees it by reference counting alone.
 
-Every new interior value is made by _node(): while a detect_anomaly() block
-is open in some thread (anomaly.active), it passes each new value to
-anomaly.check_value. That is the engine's only hook.
+Every new interior value is made by _node(). Two switches act there, each
+free while no block of it is open in any thread: inside `with no_grad():`
+(this thread) a new value records no inputs (it is a constant leaf), and
+while a detect_anomaly() block is open in some thread (anomaly.active) each
+new value is passed to anomaly.check_value. Those are the engine's only hooks.
+
+A Value is a graph node: `==` and hash are identity (Values are dict keys),
+while float(v), format(v, ".3f"), v.item() and < <= > >= read .data, as for
+a 0-d PyTorch tensor, so max(values), sorted(values) and `if loss < 0.01:`
+work.
 """
+import contextlib
 import itertools
 import numbers
+import threading
 
-from . import anomaly, graph, ops
+from . import anomaly, draw, graph, ops
 from .checks import as_float
 from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
                   RELU, ABS, LEAF, CONST)
 
 _next_id = itertools.count().__next__     # creation order is a topological order
+_no_grad_blocks = 0                       # no_grad() blocks open in all threads
+_no_grad_local = threading.local()        # .depth: those open in this thread
+_no_grad_lock = threading.Lock()
 
 # the forward formulas of the op table (ops.py), as plain names for speed
 (_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
@@ -135,10 +147,46 @@ class Value:
     def sqrt(self):
         return _node(ops.CODE["sqrt"], ops.OPS[ops.CODE["sqrt"]].f(self.data, 0.0), self, None)
 
+    # -- a Value as a number (identity == and hash stay: Values are graph nodes)
+    def __float__(self):
+        return float(self.data)
+
+    def item(self):
+        """The value as a Python float (as PyTorch's Tensor.item())."""
+        return float(self.data)
+
+    def __format__(self, spec):
+        return format(self.data, spec) if spec else repr(self)
+
+    def __lt__(self, other):
+        return self.data < _number(other)
+
+    def __le__(self, other):
+        return self.data <= _number(other)
+
+    def __gt__(self, other):
+        return self.data > _number(other)
+
+    def __ge__(self, other):
+        return self.data >= _number(other)
+
+    __hash__ = object.__hash__
+
+    def detach(self):
+        """A new leaf with this value's data (and label): gradients stop there.
+        On a Tape it is a parameter that holds the number it was detached with."""
+        return Value(self.data, self.label)
+
     def to_dot(self, max_nodes=200):
         """Graphviz DOT text of the graph below this value (see microbp.draw)."""
-        from .draw import to_dot
-        return to_dot(self, max_nodes=max_nodes)
+        return draw.to_dot(self, max_nodes=max_nodes)
+
+    def _repr_svg_(self):
+        """A picture of the graph below this value, for Jupyter (microbp.draw)."""
+        return draw.repr_svg(self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return draw.repr_mimebundle(self, include, exclude)
 
     # -- backpropagation ----------------------------------------------------
     def backward(self):
@@ -155,6 +203,8 @@ class Value:
 
 def _node(op, data, a, b):
     """A new interior node; `data` was computed by the op table's forward."""
+    if _no_grad_blocks and getattr(_no_grad_local, "depth", 0):
+        op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
     v = _new(Value)
     v.data = data
     v.grad = 0.0
@@ -166,6 +216,31 @@ def _node(op, data, a, b):
     if anomaly.active:
         anomaly.check_value(v)
     return v
+
+
+def _number(x):
+    if isinstance(x, Value):
+        return x.data
+    if isinstance(x, numbers.Real):
+        return x
+    raise TypeError(f"a Value compares with a Value or a number, not {type(x).__name__}")
+
+
+@contextlib.contextmanager
+def no_grad():
+    """`with no_grad():` ops compute values and record no inputs (each result is
+    a constant leaf: no graph, nothing to backpropagate), in this thread only,
+    until the block ends. For cheap evaluation, e.g. of accuracy."""
+    global _no_grad_blocks
+    with _no_grad_lock:
+        _no_grad_blocks += 1
+    _no_grad_local.depth = getattr(_no_grad_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _no_grad_local.depth -= 1
+        with _no_grad_lock:
+            _no_grad_blocks -= 1
 
 
 def leaf_init(v, label):

@@ -17,75 +17,19 @@ below, computed on the floats of the graph; the upstream gradients are the
 engine's own .grad, so the sums check the engine's backward pass by hand.
 """
 import html
-import math
 from collections import namedtuple
 
+from . import ops
 from .graphwalk import check_value, topo, names, is_const, number
 
-inf = math.inf
 
-
-# ---------------------------------------------------------------------------
-# Local derivatives d(out)/d(input) on floats, without exceptions (IEEE-754
-# results where Python would raise: 1/0 = inf, log(0) = -inf, ...).
-
-def _div(x, y):
-    try:
-        return x / y
-    except ZeroDivisionError:
-        if x != x or x == 0.0:
-            return math.nan
-        return math.copysign(inf, x) * math.copysign(1.0, y)
-
-
-def _pow(x, y):
-    try:
-        return math.pow(x, y)
-    except ValueError:              # 0 ** negative, or negative ** fraction
-        if x == 0.0:
-            return inf
-        return math.nan
-    except OverflowError:
-        return inf
-
-
-def _log(x):
-    if x == 0.0:
-        return -inf
-    if x < 0.0 or x != x:
-        return math.nan
-    return math.log(x)
-
-
-def _sign(x):
-    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
-
-
-# op name -> f(a, b, out) -> (d out/d a, d out/d b); b is 0.0 for unary ops
-LOCAL = {
-    "add": lambda a, b, out: (1.0, 1.0),
-    "sub": lambda a, b, out: (1.0, -1.0),
-    "mul": lambda a, b, out: (b, a),
-    "div": lambda a, b, out: (_div(1.0, b), -_div(_div(a, b), b)),
-    "pow": lambda a, b, out: (0.0 if b == 0.0 else b * _pow(a, b - 1.0),
-                              0.0 if (a == 0.0 and b >= 0.0) else out * _log(a)),
-    # a ** c with c a constant: the exponent gets no gradient
-    "powc": lambda a, c, out: (0.0 if c == 0.0 else c * _pow(a, c - 1.0), 0.0),
-    "neg": lambda a, b, out: (-1.0, 0.0),
-    "exp": lambda a, b, out: (out, 0.0),
-    "log": lambda a, b, out: (_div(1.0, a), 0.0),
-    "tanh": lambda a, b, out: (1.0 - out * out, 0.0),
-    "sigmoid": lambda a, b, out: ((1.0 - out) * out, 0.0),
-    "relu": lambda a, b, out: (0.0 if a <= 0.0 else 1.0, 0.0),
-    "abs": lambda a, b, out: (_sign(a), 0.0),
-    "sqrt": lambda a, b, out: (_div(0.5, out), 0.0),
-}
 
 def local_derivatives(op, a, b, out):
     """(d out/d a, d out/d b) for op `op` (a name) at inputs a, b (b = 0.0 for
-    a unary op) with result `out`; None when the table has no formula for `op`."""
-    f = LOCAL.get(op)
-    return None if f is None else f(a, b, out)
+    a unary op) with result `out`, from the op table (ops.py); None for an op
+    without formulas (leaf, const)."""
+    row = ops.OPS[ops.CODE[op]] if op in ops.CODE else None
+    return None if row is None or row.local is None else row.local(a, b, out)
 
 
 Row = namedtuple("Row", "node node_name op input input_name position local upstream product")

@@ -23,7 +23,7 @@ from itertools import chain
 from . import anomaly, params as _params
 from .backend import executor
 from .checks import as_float
-from .engine import Value
+from .engine import Value, as_value
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
 from .tapeformat import layout, inputs_vary, TapeError
@@ -123,20 +123,45 @@ def fuse_linear(nodes, op, a, b):
     return [nodes[i] for i in kept], nop, na, nb, ext
 
 
+def _const(x):
+    return as_value(x, "a weight")
+
+
 def _frozen(code, xs):
     """xs as a read-only view of immutable bytes (what no caller can change)."""
     return memoryview(array(code, xs).tobytes()).cast(code)
 
 
 class Tape:
-    """A graph recorded into a flat node array, replayed by forward()/backward()."""
+    """A graph recorded into a flat node array, replayed by forward()/backward().
 
-    def __init__(self, output, inputs=()):
-        if not isinstance(output, Value):
-            raise TypeError(f"output must be a Value, not {type(output).__name__}")
+    `Tape(output, inputs)` records the graph below one output Value, or below
+    each of a list of outputs (forward then returns one list of outputs per
+    row, and backward takes a weight per output). `inputs` are the leaf
+    Values that a batch row fills, one number each; every other leaf is a
+    parameter (its .data is read at each forward, its .grad gets gradients).
+    """
+
+    def __init__(self, outputs, inputs=()):
+        self._single = isinstance(outputs, Value)
+        outs = [outputs] if self._single else outputs
+        if not isinstance(outs, (list, tuple)) or not outs:
+            raise TypeError("outputs must be a Value or a non-empty list of Values, not "
+                            f"{type(outputs).__name__}")
+        for k, o in enumerate(outs):
+            if not isinstance(o, Value):
+                raise TypeError(f"outputs[{k}] must be a Value, not {type(o).__name__}")
         inputs = _params.leaf_values(inputs, "inputs", "the input slots")
+        root, weights = outs[0], ()
+        if not self._single:
+            # backward seeds the last node: a hidden root sum_k w_k * output_k,
+            # whose weights (constants, 1 by default) backward(weights) sets
+            weights = [_const(1.0) for _ in outs]
+            root = outs[0] * weights[0]
+            for o, w in zip(outs[1:], weights[1:]):
+                root = root + o * w
 
-        nodes = topo(output)
+        nodes = topo(root)
         op, a, b, _ = flatten(nodes)
         nodes, op, a, b, ext = fuse_linear(nodes, op, a, b)
         pos = {v: i for i, v in enumerate(nodes)}
@@ -168,6 +193,8 @@ class Tape:
                               memoryview(slots).cast("i"))
                              for store, slots, positions in groups)
         self._plain = tuple((pnodes[p], params[p]) for p in plain)
+        self._out_nodes = tuple(pos[o] for o in outs)
+        self._weight_nodes = tuple(pos[w] for w in weights)
         consts = [i for i, o in enumerate(op) if o == CONST]
         self._const_nodes = tuple(consts)
         self._const_vals = tuple(nodes[i].data for i in consts)
@@ -237,11 +264,19 @@ class Tape:
             return rows
         return array("d", [rows[r * w + j] for r in range(nr) for j in self._in_cols])
 
-    def _outputs(self, arr, nr):
-        root = self._off[self._n - 1]
-        if self._vary[self._n - 1]:
-            return arr[root:root + nr].tolist()
-        return [arr[root]] * nr
+    def _lanes(self, arr, i, nr, fixed=None):
+        """The nr lanes of node i in arr (`fixed` for each when it does not vary)."""
+        o = self._off[i]
+        if self._vary[i]:
+            return arr[o:o + nr].tolist()
+        return [arr[o] if fixed is None else fixed] * nr
+
+    def _outputs(self, arr, nr, fixed=None):
+        """One float per row (one output), or one list of the outputs per row."""
+        if self._single:
+            return self._lanes(arr, self._out_nodes[0], nr, fixed)
+        cols = [self._lanes(arr, i, nr, fixed) for i in self._out_nodes]
+        return [list(row) for row in zip(*cols)]
 
     def _forward(self, ex, batch):
         nr = batch.nrows
@@ -269,9 +304,11 @@ class Tape:
             self._ready = threading.get_ident()
             return self._outputs(self._val, batch.nrows)
 
-    def backward(self):
+    def backward(self, weights=None):
         """Add to each parameter's .grad the gradient of the sum of the outputs of
-        the last forward() (one per row)."""
+        the last forward() (over the rows, and over the outputs of a tape with
+        several: weighted by `weights`, one number per output, default 1 each)."""
+        ws = self._weights(weights)
         ex = executor()
         with self._lock:
             if self._ready is None:
@@ -280,6 +317,8 @@ class Tape:
                 raise RuntimeError("Tape.backward(): the last forward() of this tape ran in "
                                    "another thread; a tape serves one thread at a time")
             off, adj = self._off, self._adj
+            for i, w in zip(self._weight_nodes, ws):
+                self._val[off[i]] = w
             ex.backward(adj, self._val, self._op, self._a, self._b, self._vary, off, self._nr,
                         self._ext)
             if anomaly.enabled():                # before any .grad changes
@@ -290,6 +329,16 @@ class Tape:
                 ex.scatter_add(store._grad, adj, off, nodes, slots)
             for i, v in self._plain:
                 v.grad += adj[off[i]]
+
+    def _weights(self, weights):
+        n = len(self._out_nodes)
+        if weights is None:
+            return [1.0] * len(self._weight_nodes)
+        if self._single:
+            raise TypeError("weights are for a tape with several outputs")
+        if not isinstance(weights, (list, tuple)) or len(weights) != n:
+            raise ValueError(f"weights must be a list of {n} numbers, one per output")
+        return [as_float(w, f"weights[{k}]") for k, w in enumerate(weights)]
 
     def jvp(self, batch, tangents):
         """Forward mode over the input slots: for each row of `batch`, the output
@@ -314,7 +363,4 @@ class Tape:
                 ex.load_rows(tan, self._off, self._in_nodes, self._columns(tangents), nr)
             ex.tangent(tan, self._val, self._op, self._a, self._b, self._vary, self._off, nr,
                        self._ext)
-            outs = self._outputs(self._val, nr)
-            if not self._vary[self._n - 1]:
-                return outs, [0.0] * nr
-            return outs, self._outputs(tan, nr)
+            return self._outputs(self._val, nr), self._outputs(tan, nr, fixed=0.0)
