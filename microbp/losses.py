@@ -16,7 +16,7 @@ log(1 + exp(-|z|)) to a few ulps, with one graph for either sign of z.
 """
 import numbers
 
-from .engine import Value, as_value
+from .engine import as_value
 
 
 # ---------------------------------------------------------------------------

@@ -6,48 +6,30 @@
     sd = model.state_dict()               # {name: float}, in parameter order
     model.load_state_dict(sd)             # all checked first, then all assigned
 
-A model file is strict JSON (RFC 8259) in ASCII:
+A model file is strict JSON in ASCII: {"format": "microbp", "version": 1,
+"model": {"class": "MLP", "nin": 2, "nouts": [8, 1], ...}, "params":
+{"layers.0.neurons.0.w.0": "0.7071067811865476", ...}}. "model" is the class
+name plus the constructor arguments that rebuild the model (Module.config());
+"params" maps each name of Module.named_parameters() to the repr of its float
+("0.1", "-0.0", "5e-324", "inf", "nan"): the shortest decimal that reads back
+as the same double in any correctly rounding reader, and a string, since JSON
+numbers have no inf or nan and a reader may round them. A nan comes back as
+a nan (not its sign or payload).
 
-    {
-      "format": "microbp",
-      "version": 1,
-      "model": {"class": "MLP", "nin": 2, "nouts": [8, 1], "act": "relu",
-                "out_act": "linear", "bias": true},
-      "params": {"layers.0.neurons.0.w.0": "0.7071067811865476", ...}
-    }
-
-"model" is the class name plus the constructor arguments that rebuild the
-model (Module.config()); "params" maps each parameter name
-(Module.named_parameters()) to its value as a string: the repr of the float
-("0.1", "-0.0", "5e-324", "inf", "-inf", "nan"), the shortest decimal that
-reads back as the same double (in any correctly rounding reader). JSON numbers
-have no inf or nan, and a string keeps a JSON reader from rounding. A nan
-comes back as a nan (not its sign or payload).
-
-Loading checks the whole file before it touches the model: a truncated or
-malformed file, another format or version, another architecture, missing or
-extra names, or a value that is not a float raise FormatError (a ValueError)
-naming the problem, and the model keeps its parameters. from_file() checks
-that the file holds every parameter of the model it describes before it
-builds the model (for microbp.nn's classes), so a small file cannot make it
-build a huge one.
+Loading checks the whole file before it touches the model: anything wrong
+raises FormatError (a ValueError) naming the problem, and the model keeps its
+parameters. from_file() refuses a description of a microbp.nn model with
+more parameters than the file holds before it builds anything.
 """
-import errno
 import json
 import math
 import numbers
 import os
 import re
-import stat
-import warnings
 from collections.abc import Mapping
 
+from .atomicfile import write_atomic
 from .engine import Value
-
-try:
-    import fcntl
-except ImportError:         # not POSIX: no locks, stale temporaries are left alone
-    fcntl = None
 
 FORMAT = "microbp"
 VERSION = 1
@@ -195,32 +177,19 @@ def _mismatch(found, mine):
 
 def _size(cls, config):
     """How many parameters cls(**config) will have, from config alone, for the
-    classes of microbp.nn (subclasses too, unless they change how a model is
-    built); None when that cannot be told (then the constructor judges config)."""
+    classes of microbp.nn (and subclasses that build models the same way);
+    None when that cannot be told (the constructor then judges config)."""
     from . import nn                    # nn imports this module: import when used
-
-    def width(x):
-        return x if type(x) is int and x > 0 else None
-
-    bias = config.get("bias", True)
-    if type(bias) is not bool:
+    base = next((b for b in (nn.MLP, nn.Layer, nn.Neuron) if issubclass(cls, b)), None)
+    if base is None or any(getattr(cls, f) is not getattr(base, f)
+                           for f in ("__init__", "parameters", "named_parameters")):
         return None
-    for base in (nn.MLP, nn.Layer, nn.Neuron):
-        if issubclass(cls, base):
-            if any(getattr(cls, f) is not getattr(base, f)
-                   for f in ("__init__", "parameters", "named_parameters")):
-                return None
-            break
-    else:
-        return None
-    nin = width(config.get("nin"))
-    if base is nn.Neuron:
-        return None if nin is None else nin + bias
-    nouts = config.get("nouts") if base is nn.MLP else [config.get("nout")]
-    if nin is None or not isinstance(nouts, list) or not nouts:
-        return None
-    sizes = [nin] + [width(n) for n in nouts]
-    if None in sizes:
+    get, bias = config.get, config.get("bias", True)
+    nouts = (get("nouts") if isinstance(get("nouts"), list) else [None] if base is nn.MLP
+             else [get("nout")] if base is nn.Layer else [1])
+    sizes = [get("nin")] + nouts
+    if type(bias) is not bool or len(sizes) < 2 or any(type(n) is not int or n < 1
+                                                       for n in sizes):
         return None
     return sum(n * (fan_in + bias) for fan_in, n in zip(sizes, sizes[1:]))
 
@@ -374,152 +343,6 @@ def load_new(cls, path):
     if not _same(built, info):
         raise FormatError(f"{where}: {_describe(info)} builds {_describe(built)}")
     return _assign(module, values, where)
-
-
-# ---------------------------------------------------------------------------
-# atomic write
-#
-# The temporary file is ".<name>.<12 hex digits>.tmp" next to the target. Its
-# writer holds an exclusive flock on it until the rename: the kernel drops the
-# lock when the process dies (kill -9 included), so a temporary whose lock can
-# be taken belongs to a dead save, and the next save of the same name removes it.
-
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _temp_name(base):
-    return re.compile(re.escape(f".{base[:200]}.") + r"[0-9a-f]{12}\.tmp")
-
-
-def _locked(fd, path):
-    """Take an exclusive flock on fd without waiting, and check that fd is still
-    the file at path; on failure close fd. True when fd is ours to use."""
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
-        if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
-            return True
-    except OSError:
-        pass
-    os.close(fd)
-    return False
-
-
-def _remove_stale_temps(directory, base):
-    """Remove the temporary files of saves of `base` that died before their rename."""
-    if fcntl is None:
-        return
-    name = _temp_name(base)
-    try:
-        entries = [e.name for e in os.scandir(directory) if name.fullmatch(e.name)]
-    except OSError:
-        return
-    for entry in entries:
-        path = os.path.join(directory, entry)
-        try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-        except OSError:
-            continue
-        if _locked(fd, path):           # no live save holds it
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-            os.close(fd)
-
-
-def _create_temp(directory, base):
-    """A new temporary file next to the target, opened for writing and locked:
-    (fd, path)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base[:200]}.{os.urandom(6).hex()}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)     # 0o666 & ~umask, like open()
-        except FileExistsError:
-            continue
-        if _locked(fd, tmp):
-            return fd, tmp
-        try:                            # a cleaner took it between create and lock
-            os.unlink(tmp)
-        except OSError:
-            pass
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", directory)
-
-
-def _fsync_dir(directory, target):
-    """Make the rename durable; a failure is a warning, since the file is in place."""
-    if os.name != "posix":
-        return                          # Windows cannot open a directory
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):    # not supported there: nothing to do
-            warnings.warn(f"saved {target}, but could not fsync its directory ({e}): "
-                          "after a power failure the old file may come back",
-                          RuntimeWarning, stacklevel=5)
-
-
-def write_atomic(path, data):
-    """Write bytes data to path so that path holds either its old contents or all
-    of data, whatever happens: write a temporary file in the same directory,
-    fsync it, rename it onto path, fsync the directory. On any exception the
-    temporary file is removed and path is untouched; once the new file is in
-    place a failed directory fsync is only a RuntimeWarning. Path must be a
-    regular file or not exist: IsADirectoryError for a directory, ValueError
-    for a FIFO, a device or a socket (which a rename would replace by a file). A symlink at path is followed (its target is
-    replaced); an existing file keeps its mode bits. Temporary files left by
-    saves of the same name that were killed are removed."""
-    target = os.path.realpath(os.fsdecode(os.fspath(path)))
-    directory, base = os.path.split(target)
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        mode = None
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
-            msg = f"it is {kind}; a model is saved to a regular file or a new path"
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, msg, os.fsdecode(os.fspath(path)))
-            raise ValueError(f"cannot save to {os.fsdecode(os.fspath(path))!r}: {msg}")
-        mode = stat.S_IMODE(st.st_mode)
-    _remove_stale_temps(directory, base)
-    fd, tmp = _create_temp(directory, base)
-    lock = os.dup(fd)                   # holds the flock after fd is closed, to the rename
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)                # before the rename: a failed close keeps the old file
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    finally:
-        try:
-            os.close(lock)
-        except OSError:
-            pass
-    _fsync_dir(directory, target)
 
 
 def save(module, path):
