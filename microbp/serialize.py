@@ -84,7 +84,8 @@ def _to_float(v, what):
     try:
         return float(v)
     except OverflowError:
-        raise ValueError(f"{what}: {v!r} is too large for a double") from None
+        raise ValueError(f"{what}: an int of {int(v).bit_length()} bits is too large "
+                         "for a float") from None
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 import math
 import random
 from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import pytest
 
@@ -378,3 +379,51 @@ def test_bce_with_logits_against_torch():
                     or abs(loss.data - want) < abs(ref_loss - want)), (z, t, loss.data, ref_loss)
             assert (rel_err(zv.grad, ref_grad) <= 1e-15 or abs(zv.grad - ref_grad) <= 1e-15
                     or abs(zv.grad - want_grad) < abs(ref_grad - want_grad)), (z, t)
+
+
+# -- one rule for numbers at every entry point --------------------------------
+# Accepted: Value, int, float and other numbers.Real (Fraction); refused with a
+# TypeError naming the function, the argument and the entry: bool (a slip in a
+# list of targets), Decimal and complex (not numbers.Real), str, None, lists.
+# An int too large for a float is a ValueError saying so.
+
+REFUSED = [True, Decimal("0.5"), 0.5j, "0.5", None, [0.5]]
+PAIR_LOSSES = [(losses.mse, "preds", "targets"), (losses.half_sse, "preds", "targets"),
+               (losses.hinge, "scores", "labels"), (losses.bce_with_logits, "logits", "targets")]
+
+
+@pytest.mark.parametrize("fn, first, second", PAIR_LOSSES, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize("bad", REFUSED, ids=lambda b: type(b).__name__)
+def test_loss_entries_follow_one_rule(fn, first, second, bad):
+    for side, name in ((0, first), (1, second)):
+        args = [[1.0, 1.0], [1.0, 1.0]]
+        args[side][1] = bad
+        with pytest.raises(TypeError, match=rf"^{fn.__name__}: {name}\[1\] must be a Value, "
+                                            rf"int or float, not {type(bad).__name__}$"):
+            fn(*args)
+    with pytest.raises(ValueError, match=rf"^{fn.__name__}: {second}\[0\]: an int of 1329 "
+                                         r"bits is too large for a float$"):
+        fn([1.0], [10 ** 400])
+    assert fn([Fraction(1, 2)], [Fraction(1, 1)]).data == fn([0.5], [1.0]).data
+
+
+@pytest.mark.parametrize("bad", REFUSED + [1.0, Fraction(1)], ids=lambda b: type(b).__name__)
+def test_cross_entropy_target_is_an_int(bad):
+    with pytest.raises(TypeError, match=r"^cross_entropy: target must be an int class index, "
+                                        rf"not {type(bad).__name__}$"):
+        losses.cross_entropy([0.0, 1.0], bad)
+
+
+def test_state_dict_values_follow_the_same_rule():
+    from microbp.nn import MLP
+    m = MLP(1, [1], seed=0)
+    name = "layers.0.neurons.0.w.0"
+    for bad in [b for b in REFUSED if not isinstance(b, str)]:    # there a str is a float
+        with pytest.raises(TypeError, match=rf"state_dict\['{name}'\] must be a float, an "
+                                            rf"int or .*, not {type(bad).__name__}$"):
+            m.load_state_dict({name: bad, "layers.0.neurons.0.b": 0.0})
+    with pytest.raises(ValueError, match=rf"^state_dict\['{name}'\]: an int of 1329 bits is "
+                                         "too large for a float$"):
+        m.load_state_dict({name: 10 ** 400, "layers.0.neurons.0.b": 0.0})
+    m.load_state_dict({name: Fraction(1, 4), "layers.0.neurons.0.b": 3})
+    assert [p.data for p in m.parameters()] == [0.25, 3.0]
