@@ -47,12 +47,14 @@ def _locked(fd, path):
 
 def _remove_stale_temps(directory, base):
     """Remove the temporary files that killed saves of `base` left behind."""
+    if fcntl is None:
+        return
     name = re.compile(re.escape(f".{base[:200]}.") + r"[0-9a-f]{12}\.tmp")
     try:
-        stale = [e.name for e in os.scandir(directory) if name.fullmatch(e.name)]
+        candidates = [e.name for e in os.scandir(directory) if name.fullmatch(e.name)]
     except OSError:
         return
-    for entry in stale if fcntl is not None else ():
+    for entry in candidates:
         path = os.path.join(directory, entry)
         try:
             fd = os.open(path, os.O_RDONLY | _NOFOLLOW)

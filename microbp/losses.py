@@ -125,7 +125,9 @@ def bce_with_logits(logits, targets):
     the graph holds no choice made from z's value: a Tape recorded at one z
     is exact at every other z, either sign. At z = 0 exactly, the gradient
     is sigmoid(0) - t = 0.5 - t (the kinks are arranged to agree there). A
-    logit of +inf gives nan, -inf gives inf (t > 0) or nan (t = 0).
+    logit of +inf gives nan, -inf gives inf (t > 0) or nan (t = 0). Targets
+    are checked when the graph is built: a Tape that replays a target slot
+    does not check the rows it is given.
     """
     z, t = _pair(logits, targets, "logits", "targets", "bce_with_logits")
     for i, ti in enumerate(t):

@@ -103,7 +103,8 @@ def dist(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     sdist = build("build_sdist", str(out), ROOT)
     with tarfile.open(sdist) as tar:
-        tar.extractall(out / "unpacked")
+        tar.extractall(out / "unpacked",
+                       **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     src = os.path.join(out, "unpacked", os.path.basename(sdist)[:-len(".tar.gz")])
     wheel = build("build_wheel", str(out), src)
     return {"sdist": sdist, "wheel": wheel, "src": src, "tmp": out}
