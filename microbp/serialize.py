@@ -294,11 +294,10 @@ def _check(doc):
 
 
 def read(path):
-    """(where, model info, {name: float}) of the model file at path; FormatError
-    if it is not one, OSError if it cannot be read."""
-    where = os.fsdecode(os.fspath(path))
+    """(model info, {name: float}) of the model file at path; FormatError if it
+    is not one, OSError if it cannot be read."""
     with open(path, "rb") as f:
-        return (where,) + loads(f.read(), where)
+        return loads(f.read(), os.fsdecode(os.fspath(path)))
 
 
 def _assign(module, values, where):
@@ -316,7 +315,8 @@ def load_into(module, path):
     """Load the file at path into module, whose architecture must match it.
     Everything is checked first: on any error the module is unchanged.
     Returns module."""
-    where, info, values = read(path)
+    info, values = read(path)
+    where = os.fsdecode(os.fspath(path))
     mine = model_info(module)
     if not _same(info, mine):
         raise FormatError(f"{where}: {_mismatch(info, mine)}")
@@ -327,7 +327,8 @@ def load_new(cls, path):
     """A new cls built from the "model" description in the file, with its
     parameters loaded from the file. A description of a model with more
     parameters than the file holds is refused before anything is built."""
-    where, info, values = read(path)
+    info, values = read(path)
+    where = os.fsdecode(os.fspath(path))
     if info["class"] != cls.__name__:
         raise FormatError(f"{where}: the file holds a {_describe(info)}, not a {cls.__name__}")
     config = {k: v for k, v in info.items() if k != "class"}
