@@ -144,11 +144,18 @@ class Module:
         atomically: path holds the old file or the new one, never a part."""
         serialize.save(self, path)
 
-    load = serialize.dualmethod(serialize.load_new, serialize.load_into, doc=(
-        """Cls.load(path): a new module built from the file at path.
-        module.load(path): load the file into this module (same architecture)
-        and return it. A bad file raises microbp.serialize.FormatError (a
-        ValueError) and changes nothing."""))
+    @classmethod
+    def from_file(cls, path):
+        """A new module of this class, built from the file at path (its "model"
+        description) with the file's parameters. A bad file raises
+        microbp.serialize.FormatError (a ValueError)."""
+        return serialize.load_new(cls, path)
+
+    def load(self, path):
+        """Load the file at path into this module (same architecture) and return
+        it. A bad file raises microbp.serialize.FormatError (a ValueError) and
+        changes nothing."""
+        return serialize.load_into(self, path)
 
 
 class Neuron(Module):

@@ -1,49 +1,34 @@
 """Save and load models as JSON, losing nothing.
 
-    model.save("model.json")            # atomic: temp file, fsync, rename
-    model = MLP.load("model.json")      # a new model, built from the file
-    model.load("model.json")            # or into this model (same architecture)
-    sd = model.state_dict()             # {name: float}, in parameter order
-    model.load_state_dict(sd)           # all checked first, then all assigned
+    model.save("model.json")              # atomic: temp file, fsync, rename
+    model = MLP.from_file("model.json")   # a new model, built from the file
+    model.load("model.json")              # or into this model (same architecture)
+    sd = model.state_dict()               # {name: float}, in parameter order
+    model.load_state_dict(sd)             # all checked first, then all assigned
 
-A model file is strict JSON (RFC 8259) in UTF-8 (in fact ASCII):
+A model file is strict JSON in ASCII: {"format": "microbp", "version": 1,
+"model": {"class": "MLP", "nin": 2, "nouts": [8, 1], ...}, "params":
+{"layers.0.neurons.0.w.0": "0.7071067811865476", ...}}. "model" is the class
+name plus the constructor arguments that rebuild the model (Module.config());
+"params" maps each name of Module.named_parameters() to the repr of its float
+("0.1", "-0.0", "5e-324", "inf", "nan"): the shortest decimal that reads back
+as the same double in any correctly rounding reader, and a string, since JSON
+numbers have no inf or nan and a reader may round them. A nan comes back as
+a nan (not its sign or payload).
 
-    {
-      "format": "microbp",
-      "version": 1,
-      "model": {"class": "MLP", "nin": 2, "nouts": [8, 1], "act": "relu",
-                "out_act": "linear", "bias": true},
-      "params": {"layers.0.neurons.0.w.0": "0.7071067811865476", ...}
-    }
-
-"model" is the class name plus the constructor arguments that rebuild the
-model (Module.config()); "params" maps each parameter name
-(Module.named_parameters()) to its value.
-
-Every value is a string: the Python repr of the float ("0.1", "-0.0",
-"5e-324", "1.7976931348623157e+308", "inf", "-inf", "nan"). repr is the
-shortest decimal that reads back as the same double, so float() returns every
-finite value bit for bit, -0.0 included; any correctly rounding reader (C
-strtod, JavaScript Number, Rust parse) does too. JSON numbers have no inf or
-nan, and a string stops a JSON reader from rounding a value on the way. A nan
-comes back as a nan (its sign and payload bits are not kept).
-
-Loading checks the whole file before it touches the model: a truncated or
-malformed file, another format or version, a different architecture, missing
-or extra names, or a value that is not a float raise FormatError (a
-ValueError) naming the problem, and the model keeps its parameters. Since a
-JSON object ends with its closing brace, no truncated file parses.
+Loading checks the whole file before it touches the model: anything wrong
+raises FormatError (a ValueError) naming the problem, and the model keeps its
+parameters. from_file() refuses a description of a microbp.nn model with
+more parameters than the file holds before it builds anything.
 """
-import errno
 import json
 import math
 import numbers
 import os
 import re
-import stat
-import types
 from collections.abc import Mapping
 
+from .atomicfile import write_atomic
 from .engine import Value
 
 FORMAT = "microbp"
@@ -61,7 +46,6 @@ class FormatError(ValueError):
 
 # what repr(float) writes (and plain decimals like "1" or "0.50"): ASCII only
 _FLOAT = re.compile(r"-?(?:inf|nan|([0-9]+(?:\.[0-9]+)?)(?:e[+-]?[0-9]+)?)")
-
 _EXPECTED = 'a float as a string such as "0.5", "-0.0", "1e-300", "inf", "-inf" or "nan"'
 
 
@@ -77,12 +61,10 @@ def decode_float(s, what="value"):
     if m is None:
         raise ValueError(f"{what}: {_short(s)} is not {_EXPECTED}")
     x = float(s)
-    digits = m.group(1)
-    if digits is not None:
-        if math.isinf(x):
-            raise ValueError(f"{what}: {_short(s)} is too large for a double")
-        if x == 0.0 and digits.strip("0.") != "":
-            raise ValueError(f"{what}: {_short(s)} is too small for a double (it reads as 0)")
+    if m.group(1) is not None and math.isinf(x):
+        raise ValueError(f"{what}: {_short(s)} is too large for a double")
+    if m.group(1) is not None and x == 0.0 and m.group(1).strip("0.") != "":
+        raise ValueError(f"{what}: {_short(s)} is too small for a double (it reads as 0)")
     return x
 
 
@@ -91,7 +73,9 @@ def _short(s, limit=40):
 
 
 def _to_float(v, what):
-    """A value of a state dict (float, int or float string) as a float."""
+    """A value of a state dict as a float: a float string, or a real number that is
+    not a bool (the rule of Value() and the losses; Decimal and complex are not
+    numbers.Real)."""
     if isinstance(v, str):
         return decode_float(v, what)
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -100,7 +84,8 @@ def _to_float(v, what):
     try:
         return float(v)
     except OverflowError:
-        raise ValueError(f"{what}: {v!r} is too large for a double") from None
+        raise ValueError(f"{what}: an int of {int(v).bit_length()} bits is too large "
+                         "for a float") from None
 
 
 # ---------------------------------------------------------------------------
@@ -108,14 +93,13 @@ def _to_float(v, what):
 
 def named_parameters(module):
     """{name: Value} of module.named_parameters(), checked: str names, each once."""
-    named = {}
+    named, cls = {}, type(module).__name__
     for name, p in module.named_parameters():
         if not isinstance(name, str):
-            raise TypeError(f"{type(module).__name__}.named_parameters() gave a name of "
-                            f"type {type(name).__name__}; names must be str")
+            raise TypeError(f"{cls}.named_parameters() gave a name of type "
+                            f"{type(name).__name__}; names must be str")
         if name in named:
-            raise ValueError(f"{type(module).__name__}.named_parameters() gave the name "
-                             f"{name!r} twice")
+            raise ValueError(f"{cls}.named_parameters() gave the name {name!r} twice")
         if not isinstance(p, Value):
             raise TypeError(f"parameter {name!r} is a {type(p).__name__}, not a Value")
         named[name] = p
@@ -142,15 +126,12 @@ def _plan(module, state, source="state_dict"):
     missing = [n for n in named if n not in state]
     unexpected = [k for k in state if not (isinstance(k, str) and k in named)]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} parameter(s): {_names(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} name(s): {_names(unexpected)}")
+        parts = ([f"missing {len(missing)} parameter(s): {_names(missing)}"] * bool(missing)
+                 + [f"unexpected {len(unexpected)} name(s): {_names(unexpected)}"]
+                 * bool(unexpected))
         raise ValueError(f"{source} does not fit {_describe(model_info(module))} "
                          f"({len(named)} parameters): {'; '.join(parts)}")
-    return [(p, _to_float(state[name], f"{source}[{name!r}]"))
-            for name, p in named.items()]
+    return [(p, _to_float(state[name], f"{source}[{name!r}]")) for name, p in named.items()]
 
 
 def load_state_dict(module, state):
@@ -162,23 +143,16 @@ def load_state_dict(module, state):
 # ---------------------------------------------------------------------------
 # the model description
 
-def _jsonable(x):
-    """x as it reads back from JSON (tuples become lists, ...)."""
-    return json.loads(json.dumps(x, allow_nan=False))
-
-
 def model_info(module):
     """{"class": name, **module.config()}, as it reads back from JSON."""
-    info = {"class": type(module).__name__}
+    cls = type(module).__name__
     config = module.config()
-    if config is not None:
-        if not isinstance(config, dict):
-            raise TypeError(f"{type(module).__name__}.config() must return a dict or None, "
-                            f"not {type(config).__name__}")
-        if "class" in config:
-            raise ValueError(f"{type(module).__name__}.config() must not have a 'class' key")
-        info.update(config)
-    return _jsonable(info)
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"{cls}.config() must return a dict or None, "
+                        f"not {type(config).__name__}")
+    if config and "class" in config:
+        raise ValueError(f"{cls}.config() must not have a 'class' key")
+    return json.loads(json.dumps({"class": cls, **(config or {})}, allow_nan=False))
 
 
 def _same(a, b):
@@ -195,15 +169,30 @@ def _mismatch(found, mine):
     """Why a file's model description differs from this model's."""
     if found["class"] != mine["class"]:
         return f"the file holds a {_describe(found)}, not a {mine['class']}"
-    diffs = []
-    for k in list(mine) + [k for k in found if k not in mine]:
-        if k == "class":
-            continue
-        a, b = found.get(k, "(absent)"), mine.get(k, "(absent)")
-        if not _same(a, b):
-            diffs.append(f"{k} is {a!r} in the file but {b!r} in this model")
-    return (f"the file holds {_describe(found)}, this model is {_describe(mine)}: "
-            + "; ".join(diffs))
+    keys = [k for k in list(mine) + [k for k in found if k not in mine] if k != "class"]
+    diffs = [f"{k} is {found.get(k, '(absent)')!r} in the file but "
+             f"{mine.get(k, '(absent)')!r} in this model"
+             for k in keys if not _same(found.get(k, "(absent)"), mine.get(k, "(absent)"))]
+    return f"the file holds {_describe(found)}, this model is {_describe(mine)}: " + "; ".join(diffs)
+
+
+def _size(cls, config):
+    """How many parameters cls(**config) will have, from config alone, for the
+    classes of microbp.nn (and subclasses that build models the same way);
+    None when that cannot be told (the constructor then judges config)."""
+    from . import nn                    # nn imports this module: import when used
+    base = next((b for b in (nn.MLP, nn.Layer, nn.Neuron) if issubclass(cls, b)), None)
+    if base is None or any(getattr(cls, f) is not getattr(base, f)
+                           for f in ("__init__", "parameters", "named_parameters")):
+        return None
+    get, bias = config.get, config.get("bias", True)
+    nouts = (get("nouts") if isinstance(get("nouts"), list) else [None] if base is nn.MLP
+             else [get("nout")] if base is nn.Layer else [1])
+    sizes = [get("nin")] + nouts
+    if type(bias) is not bool or len(sizes) < 2 or any(type(n) is not int or n < 1
+                                                       for n in sizes):
+        return None
+    return sum(n * (fan_in + bias) for fan_in, n in zip(sizes, sizes[1:]))
 
 
 # ---------------------------------------------------------------------------
@@ -213,19 +202,15 @@ def dumps(module):
     """The text of the model file of module: the model description on one line,
     then one parameter per line (easy to read and to diff)."""
     dump = json.dumps                   # ASCII, strict (no NaN / Infinity)
-    model = dump(model_info(module), allow_nan=False)
     params = [f"    {dump(n)}: {dump(encode_float(x))}" for n, x in state_dict(module).items()]
     body = "{\n" + ",\n".join(params) + "\n  }" if params else "{}"
     return (f'{{\n  "format": {dump(FORMAT)},\n  "version": {VERSION},\n'
-            f'  "model": {model},\n  "params": {body}\n}}\n')
-
-
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number",
-               float: "a number", bool: "true/false", type(None): "null"}
+            f'  "model": {dump(model_info(module), allow_nan=False)},\n  "params": {body}\n}}\n')
 
 
 def _json_type(x):
-    return _JSON_TYPES.get(type(x), type(x).__name__)
+    return {dict: "an object", list: "an array", str: "a string", int: "a number",
+            float: "a number", bool: "true/false", type(None): "null"}.get(type(x), "?")
 
 
 def _no_duplicates(pairs):
@@ -242,26 +227,26 @@ def _no_constant(name):
 
 
 def loads(text, where="<string>"):
-    """Parse and check the text of a model file: (model info, {name: float}).
-    FormatError, prefixed with `where`, for anything wrong."""
-    if isinstance(text, (bytes, bytearray)):
+    """Parse and check the text (str or bytes) of a model file: (model info,
+    {name: float}). FormatError, prefixed with `where`, for anything wrong."""
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"not UTF-8 text (bad byte at offset {e.start})") from None
+        if not text.strip():
+            raise FormatError("the file is empty")
         try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise FormatError(f"{where}: not UTF-8 text (bad byte at offset {e.start})") from None
-    if not text.strip():
-        raise FormatError(f"{where}: the file is empty")
-    try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except FormatError as e:
-        raise FormatError(f"{where}: {e}") from None
-    except json.JSONDecodeError as e:
-        hint = "" if text.rstrip().endswith("}") else " (it stops early: truncated?)"
-        raise FormatError(f"{where}: not valid JSON{hint}: {e.msg} at line {e.lineno} "
-                          f"column {e.colno}") from None
-    except (ValueError, RecursionError) as e:
-        raise FormatError(f"{where}: not valid JSON: {e}") from None
-    try:
+            doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        except json.JSONDecodeError as e:
+            hint = "" if text.rstrip().endswith("}") else " (it stops early: truncated?)"
+            raise FormatError(f"not valid JSON{hint}: {e.msg} at line {e.lineno} "
+                              f"column {e.colno}") from None
+        except FormatError:
+            raise
+        except (ValueError, RecursionError) as e:     # too deep, an int too long
+            raise FormatError(f"not valid JSON: {e}") from None
         return _check(doc)
     except FormatError as e:
         raise FormatError(f"{where}: {e}") from None
@@ -269,7 +254,7 @@ def loads(text, where="<string>"):
 
 def _check(doc):
     if not isinstance(doc, dict):
-        raise FormatError("not a microbp model file: expected a JSON object, "
+        raise FormatError(f"not a microbp model file: expected a JSON object, "
                           f"found {_json_type(doc)}")
     if doc.get("format") != FORMAT:
         found = repr(doc["format"]) if "format" in doc else "missing"
@@ -285,15 +270,14 @@ def _check(doc):
     missing = [k for k in _KEYS if k not in doc]
     extra = [k for k in doc if k not in _KEYS]
     if missing or extra:
-        raise FormatError(f"expected the keys {', '.join(_KEYS)}; "
-                          + "; ".join(([f"missing {_names(missing)}"] if missing else [])
-                                      + ([f"unexpected {_names(extra)}"] if extra else [])))
-    info = doc["model"]
+        raise FormatError(f"expected the keys {', '.join(_KEYS)}; " + "; ".join(
+            [f"missing {_names(missing)}"] * bool(missing)
+            + [f"unexpected {_names(extra)}"] * bool(extra)))
+    info, params = doc["model"], doc["params"]
     if not isinstance(info, dict):
         raise FormatError(f"\"model\" must be an object, found {_json_type(info)}")
     if not isinstance(info.get("class"), str) or not info["class"]:
         raise FormatError("\"model\" must name the model's class: {\"class\": \"MLP\", ...}")
-    params = doc["params"]
     if not isinstance(params, dict):
         raise FormatError(f"\"params\" must be an object, found {_json_type(params)}")
     values = {}
@@ -313,8 +297,7 @@ def read(path):
     """(model info, {name: float}) of the model file at path; FormatError if it
     is not one, OSError if it cannot be read."""
     with open(path, "rb") as f:
-        raw = f.read()
-    return loads(raw, os.fsdecode(os.fspath(path)))
+        return loads(f.read(), os.fsdecode(os.fspath(path)))
 
 
 def _assign(module, values, where):
@@ -342,12 +325,17 @@ def load_into(module, path):
 
 def load_new(cls, path):
     """A new cls built from the "model" description in the file, with its
-    parameters loaded from the file."""
+    parameters loaded from the file. A description of a model with more
+    parameters than the file holds is refused before anything is built."""
     info, values = read(path)
     where = os.fsdecode(os.fspath(path))
     if info["class"] != cls.__name__:
         raise FormatError(f"{where}: the file holds a {_describe(info)}, not a {cls.__name__}")
     config = {k: v for k, v in info.items() if k != "class"}
+    size = _size(cls, config)
+    if size is not None and size > len(values):
+        raise FormatError(f"{where}: params does not fit {_describe(info)}: the file holds "
+                          f"{len(values)} parameter(s), that model has {size} (not built)")
     try:
         module = cls(**config)
     except (TypeError, ValueError) as e:
@@ -359,89 +347,6 @@ def load_new(cls, path):
     return _assign(module, values, where)
 
 
-# ---------------------------------------------------------------------------
-# atomic write
-
-def _create_temp(directory, base):
-    """A new file next to the target, opened for writing: (fd, path)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base[:200]}.{os.urandom(6).hex()}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp      # 0o666 & ~umask, like open()
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", directory)
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _fsync_dir(directory):
-    """Make the rename durable (POSIX; Windows cannot open a directory)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):    # not supported there
-            raise
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path, data):
-    """Write bytes data to path so that path holds either its old contents or all
-    of data, whatever happens: write a temporary file in the same directory,
-    fsync it, rename it onto path, fsync the directory. On any exception the
-    temporary file is removed and path is untouched. A symlink at path is
-    followed (its target is replaced); an existing file keeps its mode bits."""
-    target = os.path.realpath(os.fsdecode(os.fspath(path)))
-    directory, base = os.path.split(target)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = None
-    fd, tmp = _create_temp(directory, base)
-    try:
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
 def save(module, path):
     """Write module's model file to path, atomically (see write_atomic)."""
     write_atomic(path, dumps(module).encode("ascii"))
-
-
-class dualmethod:
-    """A method that does one thing when called on the class and another when
-    called on an instance: `MLP.load(path)` builds a new model, while
-    `model.load(path)` loads into `model` (instead of quietly returning a new
-    model and leaving `model` as it was)."""
-
-    def __init__(self, on_class, on_instance, doc=None):
-        self.on_class, self.on_instance = on_class, on_instance
-        self.__doc__ = doc
-
-    def __get__(self, obj, cls=None):
-        if obj is None:
-            return types.MethodType(self.on_class, cls)
-        return types.MethodType(self.on_instance, obj)

@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Install microbp with no working C compiler (CC=false) into a fresh virtual
 # environment and check that it installs, says why the C core was skipped,
-# and trains in pure Python.
+# and trains in pure Python. The source directory first gets a normal install
+# (with the compiler), which leaves a C core in its build/ directory: the
+# failed compile must not ship that stale one.
 set -euo pipefail
 python=${1:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/src"
 cp -r "$repo"/setup.py "$repo"/pyproject.toml "$repo"/MANIFEST.in "$repo"/README.md \
-      "$repo"/microbp "$repo"/csrc "$tmp"/
-rm -rf "$tmp"/microbp/_cmicrobp* "$tmp"/microbp/__pycache__
+      "$repo"/LICENSE "$repo"/microbp "$repo"/csrc "$tmp/src"/
+rm -rf "$tmp"/src/microbp/_cmicrobp* "$tmp"/src/microbp/__pycache__
+
+"$python" -m venv "$tmp/cc"
+"$tmp/cc/bin/python" -m pip install -v "$tmp/src" > "$tmp/cc.log" 2>&1 || {
+    tail -40 "$tmp/cc.log"; echo "FAIL: install with a compiler failed"; exit 1; }
+ls "$tmp"/src/build/lib*/microbp/_cmicrobp* > /dev/null || {
+    echo "FAIL: the install with a compiler left no C core in build/ to go stale"; exit 1; }
+(cd "$tmp" && "$tmp/cc/bin/python" -c \
+    "import microbp; assert microbp.available_backends() == ['c', 'python']")
+
 "$python" -m venv "$tmp/venv"
-CC=false "$tmp/venv/bin/python" -m pip install -v "$tmp" > "$tmp/install.log" 2>&1 || {
+CC=false "$tmp/venv/bin/python" -m pip install -v "$tmp/src" > "$tmp/install.log" 2>&1 || {
     tail -40 "$tmp/install.log"; echo "FAIL: install without a compiler failed"; exit 1; }
 grep -q "the C core was not built" "$tmp/install.log" || {
     tail -40 "$tmp/install.log"; echo "FAIL: the install did not say why the C core was skipped"; exit 1; }
+if ls "$tmp"/venv/lib/python*/site-packages/microbp/_cmicrobp* 2> /dev/null; then
+    echo "FAIL: the failed compile installed the stale C core from build/"; exit 1
+fi
 cd "$tmp"   # not the repo: import the installed package
 "$tmp/venv/bin/python" - <<'PY'
 import microbp
@@ -36,5 +51,5 @@ for step in range(50):
     opt.zero_grad(); loss.backward(); opt.step()
     first = loss.data if first is None else first
 assert loss.data < first, (first, loss.data)
-print("install without a C compiler: works in pure Python")
+print("install without a C compiler (after one with): works in pure Python, no stale C core")
 PY

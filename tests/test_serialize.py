@@ -1,6 +1,7 @@
 """microbp.serialize: state dicts, the JSON model file, exact float round trips,
 checked loads that change nothing on error, and atomic saves (crashes included)."""
 import errno
+import inspect
 import json
 import math
 import os
@@ -10,11 +11,12 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 import microbp
-from microbp import Tape, Value, losses
+from microbp import Tape, Value, losses, serialize
 from microbp.nn import MLP, Layer, Module, Neuron
 from microbp.optim import SGD, Adam
 from microbp.params import Parameter
@@ -224,13 +226,13 @@ def test_module_default_names_by_position(tmp_path):
     q = Pair()
     q.a.data = 0.0
     assert q.load(tmp_path / "p.json") is q and q.a.data == 1.5
-    r = Pair.load(tmp_path / "p.json")           # Pair() needs no arguments
+    r = Pair.from_file(tmp_path / "p.json")           # Pair() needs no arguments
     assert type(r) is Pair and r.state_dict() == p.state_dict()
 
     n = NeedsArgs(1)
     n.save(tmp_path / "n.json")
     with pytest.raises(FormatError, match=r"cannot build NeedsArgs\(\) from the file: TypeError"):
-        NeedsArgs.load(tmp_path / "n.json")
+        NeedsArgs.from_file(tmp_path / "n.json")
     assert NeedsArgs(2).load(tmp_path / "n.json").state_dict() == n.state_dict()
 
 
@@ -304,7 +306,7 @@ def test_save_load_round_trip_is_bitwise(tmp_path, kw):
     src = special_model(0, **kw)
     path = tmp_path / "model.json"
     src.save(path)
-    new = MLP.load(path)
+    new = MLP.from_file(path)
     assert type(new) is MLP and new.config() == src.config()
     assert_same_params(src, new)
     into = special_model(7, **kw)
@@ -319,15 +321,15 @@ def test_layer_and_neuron_files(tmp_path):
     layer = Layer(3, 2, act="tanh", bias=False, rng=1)
     layer.neurons[1].w[2].data = -0.0
     layer.save(tmp_path / "l.json")
-    back = Layer.load(tmp_path / "l.json")
+    back = Layer.from_file(tmp_path / "l.json")
     assert repr(back) == repr(layer)
     assert_same_params(layer, back)
     n = Neuron(4, act="sigmoid", rng=2)
     n.b.data = 5e-324
     n.save(tmp_path / "n.json")
-    assert_same_params(n, Neuron.load(tmp_path / "n.json"))
+    assert_same_params(n, Neuron.from_file(tmp_path / "n.json"))
     with pytest.raises(FormatError, match=r"holds a Neuron\(nin=4.*not a Layer"):
-        Layer.load(tmp_path / "n.json")
+        Layer.from_file(tmp_path / "n.json")
 
 
 # -- bound parameters, optimizers and tapes -------------------------------------
@@ -342,7 +344,7 @@ def test_bound_parameters_save_and_load(tmp_path, backend):
         opt.step()
     path = tmp_path / "model.json"
     m.save(path)
-    fresh = MLP.load(path)
+    fresh = MLP.from_file(path)
     assert all(type(p) is Parameter for p in fresh.parameters())
     assert_same_params(m, fresh)
 
@@ -490,10 +492,10 @@ def test_bad_document_new_model(tmp_path, name, mutate, words):
     path = tmp_path / "bad.json"
     _write_doc(path, mutate(_doc(MLP(2, [3, 1], seed=1))))
     if name == "act":                            # another architecture, but a sound file
-        assert MLP.load(path).act == "tanh"
+        assert MLP.from_file(path).act == "tanh"
         return
     with pytest.raises(FormatError) as info:
-        MLP.load(path)
+        MLP.from_file(path)
     assert str(info.value).startswith(str(path) + ": ")
 
 
@@ -513,7 +515,7 @@ def test_bad_model_config_new_model(tmp_path, config, words):
     path = tmp_path / "bad.json"
     _write_doc(path, doc)
     with pytest.raises(FormatError) as info:
-        MLP.load(path)
+        MLP.from_file(path)
     assert words in str(info.value)
 
 
@@ -525,12 +527,12 @@ def test_params_that_do_not_fit_the_model_config(tmp_path):
     with pytest.raises(FormatError, match=r"params does not fit MLP\(nin=2, nouts=\[2, 1\].* "
                                           r"\(9 parameters\): unexpected 4 name\(s\): "
                                           r"'layers.0.neurons.2.w.0'"):
-        MLP.load(path)
+        MLP.from_file(path)
     doc["model"]["nin"] = 3                      # and now some are missing too
     _write_doc(path, doc)
     with pytest.raises(FormatError, match=r"missing 2 parameter\(s\): 'layers.0.neurons.0.w.2'.*"
                                           r"; unexpected 4 name\(s\)"):
-        MLP.load(path)
+        MLP.from_file(path)
 
 
 BAD_TEXTS = [
@@ -572,7 +574,7 @@ def test_bad_text(tmp_path, name, raw, words):
     assert words in str(info.value)
     assert snapshot(m) == before
     with pytest.raises(FormatError):
-        MLP.load(path)
+        MLP.from_file(path)
 
 
 def test_every_truncation_is_refused(tmp_path):
@@ -591,7 +593,7 @@ def test_every_truncation_is_refused(tmp_path):
         assert n == 0 or "not valid JSON" in str(info.value), n
         assert snapshot(m) == before, n
     path.write_bytes(raw[:end])                  # only the final newline gone: still whole
-    assert_same_params(src, MLP.load(path))
+    assert_same_params(src, MLP.from_file(path))
 
 
 def test_a_missing_file_is_an_os_error(tmp_path):
@@ -599,7 +601,7 @@ def test_a_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         m.load(tmp_path / "nope.json")
     with pytest.raises(FileNotFoundError):
-        MLP.load(str(tmp_path / "nope.json"))
+        MLP.from_file(str(tmp_path / "nope.json"))
 
 
 # -- atomic saves ---------------------------------------------------------------
@@ -657,7 +659,7 @@ def test_save_through_a_symlink_replaces_its_target(tmp_path):
     src = MLP(2, [3, 1], seed=1)
     src.save(link)
     assert link.is_symlink()
-    assert_same_params(src, MLP.load(real))
+    assert_same_params(src, MLP.from_file(real))
     assert files_in(tmp_path) == ["link.json", "real.json"]
 
 
@@ -717,12 +719,12 @@ def test_crash_during_save_leaves_old_file_and_no_temp(tmp_path, monkeypatch, cr
     if old:
         assert files_in(tmp_path) == ["model.json"]
         assert path.read_bytes() == old_bytes
-        assert_same_params(old_model, MLP.load(path))
+        assert_same_params(old_model, MLP.from_file(path))
     else:
         assert files_in(tmp_path) == []
     new = MLP(2, [3, 1], seed=2)
     new.save(path)                               # and the next save works
-    assert_same_params(new, MLP.load(path))
+    assert_same_params(new, MLP.from_file(path))
     assert files_in(tmp_path) == ["model.json"]
 
 
@@ -749,7 +751,7 @@ def test_killed_in_the_middle_of_a_save(tmp_path):
                           capture_output=True, timeout=120)
     assert proc.returncode == 3, proc.stderr.decode()
     assert path.read_bytes() == old_bytes
-    assert_same_params(old, MLP.load(path))
+    assert_same_params(old, MLP.from_file(path))
     temps = [f for f in files_in(tmp_path) if f != "model.json"]
     assert len(temps) == 1 and temps[0].startswith(".model.json.") and temps[0].endswith(".tmp")
     from microbp import serialize
@@ -757,7 +759,7 @@ def test_killed_in_the_middle_of_a_save(tmp_path):
     whole = serialize.dumps(MLP(3, [16, 16, 1], seed=1)).encode()
     assert 0 < len(part) < len(whole) and whole.startswith(part)
     with pytest.raises(FormatError, match="truncated"):
-        MLP.load(tmp_path / temps[0])
+        MLP.from_file(tmp_path / temps[0])
 
 
 def test_save_errors_leave_nothing_behind(tmp_path):
@@ -767,3 +769,153 @@ def test_save_errors_leave_nothing_behind(tmp_path):
     with pytest.raises(OSError):
         MLP(2, [1], seed=0).save(tmp_path / "adir")
     assert files_in(tmp_path) == ["adir"] and files_in(tmp_path / "adir") == []
+
+
+# -- from_file and load: two methods, two names -----------------------------------
+
+def test_from_file_builds_and_load_loads_into(tmp_path):
+    src = special_model(0)
+    path = tmp_path / "model.json"
+    src.save(path)
+    assert isinstance(inspect.getattr_static(Module, "from_file"), classmethod)
+    assert inspect.isfunction(inspect.getattr_static(Module, "load"))
+    new = MLP.from_file(path)
+    assert type(new) is MLP and new is not src
+    assert_same_params(src, new)
+    into = special_model(5)
+    assert into.load(path) is into
+    assert_same_params(src, into)
+    with pytest.raises(TypeError):               # load is an instance method only
+        MLP.load(path)
+    assert not hasattr(serialize, "dualmethod")
+
+
+# -- saving: the directory fsync, special files, stale temporaries -------------------
+
+@pytest.mark.skipif(os.name != "posix", reason="directory fsync is POSIX")
+def test_failed_directory_fsync_after_the_rename_is_a_warning(tmp_path, monkeypatch):
+    path = tmp_path / "model.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    new = MLP(2, [3, 1], seed=1)
+    with pytest.warns(RuntimeWarning, match="saved .*model.json, but could not fsync its "
+                                            "directory .*Input/output error"):
+        new.save(path)                           # success: the new file is in place
+    monkeypatch.undo()
+    assert_same_params(new, MLP.from_file(path))
+    assert files_in(tmp_path) == ["model.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_save_refuses_a_fifo_and_other_special_files(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)
+    for target in (fifo, link, str(fifo)):
+        with pytest.raises(ValueError, match=r"cannot save to .*: it is a FIFO \(named pipe\); "
+                                             r"a model is saved to a regular file or a new path"):
+            MLP(2, [1], seed=0).save(target)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not a file
+    assert files_in(tmp_path) == ["link.json", "pipe"]
+    with pytest.raises(IsADirectoryError, match="it is a directory"):
+        MLP(2, [1], seed=0).save(tmp_path)
+
+
+def _child_env():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(microbp.__file__)))
+    return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def temps(d):
+    return [f for f in files_in(d) if f.endswith(".tmp")]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 and flock are POSIX")
+def test_a_save_killed_with_sigkill_leaves_a_temp_the_next_save_removes(tmp_path):
+    path = tmp_path / "model.json"
+    MLP(2, [3, 1], seed=0).save(path)
+    other = tmp_path / ".other.json.0123456789ab.tmp"        # another file's temporary
+    other.write_text("not ours")
+    script = textwrap.dedent("""
+        import os, sys, time
+        from microbp.nn import MLP
+        def stuck_replace(src, dst):         # the whole file written and fsynced
+            print("writing done", flush=True)
+            time.sleep(120)
+        os.replace = stuck_replace
+        MLP(2, [3, 1], seed=1).save(sys.argv[1])
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script, str(path)], env=_child_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"writing done\n", child.stderr.read().decode()
+        [tmp] = [t for t in temps(tmp_path) if t.startswith(".model.json.")]
+        live = MLP(2, [3, 1], seed=2)
+        live.save(path)                          # the child is alive: its temp is kept
+        assert tmp in files_in(tmp_path)
+        assert_same_params(live, MLP.from_file(path))
+    finally:
+        child.kill()                             # SIGKILL: no cleanup runs in the child
+        child.wait(timeout=60)
+        child.stdout.close()
+        child.stderr.close()
+    assert child.returncode == -9
+    assert tmp in files_in(tmp_path)             # what a crash leaves behind
+    last = MLP(2, [3, 1], seed=3)
+    last.save(path)                              # ... and the next save of that name removes
+    assert files_in(tmp_path) == [".other.json.0123456789ab.tmp", "model.json"]
+    assert_same_params(last, MLP.from_file(path))
+
+
+# -- a small file cannot make from_file build a huge model ---------------------------
+
+@pytest.mark.parametrize("cls, config, name", [
+    (MLP, {"nin": 3 * 10 ** 6, "nouts": [1], "act": "relu", "out_act": "linear",
+           "bias": True}, "layers.0.neurons.0.b"),
+    (MLP, {"nin": 2, "nouts": [10 ** 9, 1], "act": "relu", "out_act": "linear",
+           "bias": True}, "layers.0.neurons.0.b"),
+    (Layer, {"nin": 3 * 10 ** 6, "nout": 1, "act": "relu", "bias": True}, "neurons.0.b"),
+    (Neuron, {"nin": 3 * 10 ** 6, "act": "relu", "bias": True}, "b"),
+])
+def test_a_file_claiming_a_huge_model_fails_before_building(tmp_path, monkeypatch,
+                                                             cls, config, name):
+    doc = {"format": "microbp", "version": 1, "model": {"class": cls.__name__, **config},
+           "params": {name: "0.0"}}
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc))
+    assert path.stat().st_size < 200             # the issue's file had 186 bytes
+    built = []
+    real_init = Neuron.__init__
+
+    def counting_init(self, *args, **kw):
+        built.append(1)
+        real_init(self, *args, **kw)
+
+    monkeypatch.setattr(Neuron, "__init__", counting_init)
+    start = time.perf_counter()
+    with pytest.raises(FormatError, match=r"params does not fit .*: the file holds 1 "
+                                          r"parameter\(s\), that model has \d+ \(not built\)"):
+        cls.from_file(path)
+    assert time.perf_counter() - start < 1.0     # building it took 18 s
+    assert built == []
+
+
+def test_from_file_trusts_no_size_rule_for_a_subclass_that_builds_differently(tmp_path):
+    class Narrow(MLP):                           # hidden layers half as wide as asked
+        def __init__(self, nin, nouts, **kw):
+            super().__init__(nin, [n // 2 for n in nouts[:-1]] + nouts[-1:], **kw)
+            self.asked = list(nouts)
+
+        def config(self):
+            return {"nin": self.nin, "nouts": self.asked}
+    n = Narrow(2, [4, 1], seed=0)
+    n.save(tmp_path / "n.json")                  # 9 parameters, where MLP(2, [4, 1]) has 17
+    assert_same_params(n, Narrow.from_file(tmp_path / "n.json"))
