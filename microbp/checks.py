@@ -1,8 +1,11 @@
 """Argument checks shared by the public entry points: numbers and settings.
 
-One rule for numbers everywhere: an int, a float, or any other real number
-type (numbers.Real, e.g. numpy's float64) is accepted and converted to a
-Python float; anything else is a TypeError naming what was expected.
+One rule for numbers everywhere (Value data, model inputs, batch entries,
+loss targets, parameters, state dicts): an int, a float, or any other real
+number type (numbers.Real, e.g. numpy's float64 or a Fraction) is accepted
+and converted to a Python float (float64); bool (a slip in a list of
+numbers), complex, Decimal, strings and arrays are a TypeError naming what was
+expected; an int too large for a float is a ValueError.
 """
 import math
 import numbers
@@ -12,7 +15,7 @@ def as_float(x, what="data"):
     """x as a Python float, or TypeError naming what was expected."""
     if type(x) is float:
         return x
-    if isinstance(x, numbers.Real):
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
         try:
             return float(x)
         except OverflowError:

@@ -42,12 +42,12 @@ _no_grad_lock = threading.Lock()
 class Value:
     """A scalar with a gradient. `Value(2.0, label="x")`."""
 
-    __slots__ = ("data", "grad", "label", "_op", "_a", "_b", "_id")
+    __slots__ = ("_data", "grad", "label", "_op", "_a", "_b", "_id")
 
     def __init__(self, data, label=""):
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
-        self.data = as_float(data, "Value data")
+        self._data = as_float(data, "Value data")
         self.grad = 0.0
         self.label = label
         self._op = LEAF
@@ -57,11 +57,21 @@ class Value:
     def __reduce__(self):
         # no creation number crosses a pickle: an unpickled node gets a new one,
         # after its inputs (which are unpickled first), so order stays topological
-        return _rebuild, (self._op, self.data, self.grad, self.label, self._a, self._b)
+        return _rebuild, (self._op, self._data, self.grad, self.label, self._a, self._b)
+
+    @property
+    def data(self):
+        """The value: always a Python float (an assignment is converted, or
+        TypeError/ValueError by the rules of Value(...))."""
+        return self._data
+
+    @data.setter
+    def data(self, x):
+        self._data = x if type(x) is float else as_float(x, "data")
 
     def __repr__(self):
         lab = f", label={self.label!r}" if self.label else ""
-        return f"Value(data={self.data!r}, grad={self.grad!r}{lab})"
+        return f"Value(data={self._data!r}, grad={self.grad!r}{lab})"
 
     @property
     def op(self):
@@ -77,105 +87,105 @@ class Value:
     def __add__(self, other):
         if not isinstance(other, Value):
             other = _const(other, "+")
-        return _node(ADD, _f_add(self.data, other.data), self, other)
+        return _node(ADD, _f_add(self._data, other._data), self, other)
 
     def __sub__(self, other):
         if not isinstance(other, Value):
             other = _const(other, "-")
-        return _node(SUB, _f_sub(self.data, other.data), self, other)
+        return _node(SUB, _f_sub(self._data, other._data), self, other)
 
     def __mul__(self, other):
         if not isinstance(other, Value):
             other = _const(other, "*")
-        return _node(MUL, _f_mul(self.data, other.data), self, other)
+        return _node(MUL, _f_mul(self._data, other._data), self, other)
 
     def __truediv__(self, other):
         if not isinstance(other, Value):
             other = _const(other, "/")
-        return _node(DIV, _f_div(self.data, other.data), self, other)
+        return _node(DIV, _f_div(self._data, other._data), self, other)
 
     def __pow__(self, other):
         if isinstance(other, Value):       # a ** b: gradient for both
-            return _node(POW, _f_pow(self.data, other.data), self, other)
+            return _node(POW, _f_pow(self._data, other._data), self, other)
         c = _const(other, "**")            # a ** c: c is a constant
-        return _node(POWC, _f_powc(self.data, c.data), self, c)
+        return _node(POWC, _f_powc(self._data, c._data), self, c)
 
     def __radd__(self, other):
         other = _const(other, "+")
-        return _node(ADD, _f_add(other.data, self.data), other, self)
+        return _node(ADD, _f_add(other._data, self._data), other, self)
 
     def __rsub__(self, other):
         other = _const(other, "-")
-        return _node(SUB, _f_sub(other.data, self.data), other, self)
+        return _node(SUB, _f_sub(other._data, self._data), other, self)
 
     def __rmul__(self, other):
         other = _const(other, "*")
-        return _node(MUL, _f_mul(other.data, self.data), other, self)
+        return _node(MUL, _f_mul(other._data, self._data), other, self)
 
     def __rtruediv__(self, other):
         other = _const(other, "/")
-        return _node(DIV, _f_div(other.data, self.data), other, self)
+        return _node(DIV, _f_div(other._data, self._data), other, self)
 
     def __rpow__(self, other):
         other = _const(other, "**")
-        return _node(POW, _f_pow(other.data, self.data), other, self)
+        return _node(POW, _f_pow(other._data, self._data), other, self)
 
     # -- unary ops ----------------------------------------------------------
     def __neg__(self):
-        return _node(NEG, _f_neg(self.data, 0.0), self, None)
+        return _node(NEG, _f_neg(self._data, 0.0), self, None)
 
     def exp(self):
-        return _node(EXP, _f_exp(self.data, 0.0), self, None)
+        return _node(EXP, _f_exp(self._data, 0.0), self, None)
 
     def log(self):
-        return _node(LOG, _f_log(self.data, 0.0), self, None)
+        return _node(LOG, _f_log(self._data, 0.0), self, None)
 
     def tanh(self):
-        return _node(TANH, _f_tanh(self.data, 0.0), self, None)
+        return _node(TANH, _f_tanh(self._data, 0.0), self, None)
 
     def sigmoid(self):
-        return _node(SIGMOID, _f_sigmoid(self.data, 0.0), self, None)
+        return _node(SIGMOID, _f_sigmoid(self._data, 0.0), self, None)
 
     def relu(self):
-        return _node(RELU, _f_relu(self.data, 0.0), self, None)
+        return _node(RELU, _f_relu(self._data, 0.0), self, None)
 
     def abs(self):
-        return _node(ABS, _f_abs(self.data, 0.0), self, None)
+        return _node(ABS, _f_abs(self._data, 0.0), self, None)
 
     __abs__ = abs
 
     def sqrt(self):
-        return _node(ops.CODE["sqrt"], ops.OPS[ops.CODE["sqrt"]].f(self.data, 0.0), self, None)
+        return _node(ops.CODE["sqrt"], ops.OPS[ops.CODE["sqrt"]].f(self._data, 0.0), self, None)
 
     # -- a Value as a number (identity == and hash stay: Values are graph nodes)
     def __float__(self):
-        return float(self.data)
+        return float(self._data)
 
     def item(self):
         """The value as a Python float (as PyTorch's Tensor.item())."""
-        return float(self.data)
+        return float(self._data)
 
     def __format__(self, spec):
-        return format(self.data, spec) if spec else repr(self)
+        return format(self._data, spec) if spec else repr(self)
 
     def __lt__(self, other):
-        return self.data < _number(other)
+        return self._data < _number(other)
 
     def __le__(self, other):
-        return self.data <= _number(other)
+        return self._data <= _number(other)
 
     def __gt__(self, other):
-        return self.data > _number(other)
+        return self._data > _number(other)
 
     def __ge__(self, other):
-        return self.data >= _number(other)
+        return self._data >= _number(other)
 
     __hash__ = object.__hash__
 
     def detach(self):
         """A new leaf with this value's data (and label): gradients stop there.
         On a Tape it is a parameter that holds the number it was detached with."""
-        return Value(self.data, self.label)
+        return Value(self._data, self.label)
 
     def to_dot(self, max_nodes=200):
         """Graphviz DOT text of the graph below this value (see microbp.draw)."""
@@ -206,7 +216,7 @@ def _node(op, data, a, b):
     if _no_grad_blocks and getattr(_no_grad_local, "depth", 0):
         op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
     v = _new(Value)
-    v.data = data
+    v._data = data
     v.grad = 0.0
     v.label = ""
     v._op = op
@@ -220,7 +230,7 @@ def _node(op, data, a, b):
 
 def _number(x):
     if isinstance(x, Value):
-        return x.data
+        return x._data
     if isinstance(x, numbers.Real):
         return x
     raise TypeError(f"a Value compares with a Value or a number, not {type(x).__name__}")

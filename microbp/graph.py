@@ -9,7 +9,7 @@ from . import anomaly
 from .backend import executor
 
 _creation = attrgetter("_id")
-_op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("data")
+_op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("_data")
 
 
 def topo(root):

@@ -83,12 +83,12 @@ class Parameter(Value):
         return p
 
     @property
-    def data(self):
+    def _data(self):                     # what Value.data and the ops read
         return self._store._data[self._slot]
 
-    @data.setter
-    def data(self, x):
-        self._store._data[self._slot] = x if type(x) is float else as_float(x, "Parameter data")
+    @_data.setter
+    def _data(self, x):
+        self._store._data[self._slot] = x
 
     @property
     def grad(self):

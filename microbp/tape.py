@@ -49,13 +49,12 @@ class Batch:
             if len(row) != width:
                 raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
                                  "(one per input slot)")
-        try:
-            flat = array("d", chain.from_iterable(rows))
-        except (TypeError, OverflowError):
-            for r, row in enumerate(rows):        # name the first bad entry
-                for j, x in enumerate(row):
-                    as_float(x, f"batch row {r} entry {j}")
-            raise
+        entries = list(chain.from_iterable(rows))
+        if set(map(type, entries)) != {float}:          # the one rule of checks.as_float
+            entries = [as_float(x, f"batch row {k // width if width else 0} entry "
+                                   f"{k % width if width else 0}")
+                       for k, x in enumerate(entries)]
+        flat = array("d", entries)
         self.rows, self.nrows, self.width = flat, len(rows), width
 
     def to_list(self):

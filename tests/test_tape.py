@@ -434,7 +434,7 @@ def test_output_must_be_value():
     with pytest.raises(TypeError, match="output"):
         Tape(1.0, [])
     with pytest.raises(TypeError):
-        Tape([Value(1.0)], [])
+        Tape((Value(1.0), "loss"), [])
 
 
 def test_inputs_errors():
