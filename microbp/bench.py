@@ -18,7 +18,8 @@ and the same update. The numpy path is not written for chain-20000 (a scalar
 recurrence: there are no arrays for numpy to work on), so it is null there.
 
 Some paths are skipped (null) where one step is too slow to repeat within a
-few minutes: eager_python on mlp-w128 (a 3.4-million-node graph per step).
+few minutes: eager_python on mlp-w64 and mlp-w128 (0.9 and 3.4 million nodes
+in the graph of each step; about 4 s a step at w = 64).
 
 Benchmark numpy with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that
 command alone (they slow a current numpy where the machine sets them):
@@ -416,7 +417,7 @@ def workloads():
            dict(name=f"chain-{CHAIN}", family="chain")]
     for width in (16, 32, 64, 128):
         out.append(mlp_workload(f"mlp-w{width}", 2, [width, width, 1], moons, "hinge", 0.1,
-                                ALPHA, python=width < 128))
+                                ALPHA, python=width < 64))
     return out
 
 
