@@ -321,14 +321,19 @@ def mlp_torch_path(w):
     return step
 
 
+def _step_of(built):
+    """The step of a (step, state) pair, or None."""
+    return None if built is None else built[0]
+
+
 def _mlp_paths(w):
     """path name -> a builder of () -> (step, nodes) / step / None."""
     return {"eager_python": (lambda: mlp_eager_path(w)) if w["python"] else None,
             "tape_python": lambda: mlp_tape_path(w),
             "tape_c": lambda: mlp_tape_path(w),
             "torch": lambda: mlp_torch_path(w),
-            "jax": lambda: (mlp_jax_path(w) or (None,))[0],
-            "numpy": lambda: (mlp_numpy_path(w) or (None,))[0]}
+            "jax": lambda: _step_of(mlp_jax_path(w)),
+            "numpy": lambda: _step_of(mlp_numpy_path(w))}
 
 
 # ---------------------------------------------------------------------------
@@ -379,7 +384,9 @@ def _chain_graph_torch(torch, x, w, c):
 
 
 def chain_jax_path():
-    """The chain as a lax.fori_loop under jax.jit, or None."""
+    """(step, state) of the chain as a lax.fori_loop under jax.jit, or None:
+    step() updates state["params"] = [w, c] and returns the loss (before the
+    update)."""
     jax = _jax()
     if jax is None:
         return None
@@ -392,18 +399,21 @@ def chain_jax_path():
 
     @jax.jit
     def jstep(p):
-        return p - 0.01 * jax.grad(loss_fn)(p)
+        loss, grad = jax.value_and_grad(loss_fn)(p)
+        return p - 0.01 * grad, loss
 
-    state = {"p": jnp.array([0.9, 0.1], dtype=jnp.float64)}
+    state = {"params": jnp.array([0.9, 0.1], dtype=jnp.float64)}
 
     def step():
-        state["p"] = jax.block_until_ready(jstep(state["p"]))
-    return step
+        state["params"], loss = jstep(state["params"])
+        return jax.block_until_ready(loss)
+    return step, state
 
 
 def _chain_paths():
     return {"eager_python": chain_eager_path, "tape_python": chain_tape_path,
-            "tape_c": chain_tape_path, "torch": chain_torch_path, "jax": chain_jax_path,
+            "tape_c": chain_tape_path, "torch": chain_torch_path,
+            "jax": lambda: _step_of(chain_jax_path()),
             "numpy": None}
 
 

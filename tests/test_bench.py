@@ -173,3 +173,16 @@ def test_array_steps_go_on_stepping():
     got, ref = bench.flat_arrays(np_params), bench.flat_arrays(state["params"])
     scale = max(abs(r) for r in ref)
     assert max(abs(g - r) for g, r in zip(got, ref)) <= 1e-12 * scale
+
+
+def test_jax_chain_step_is_microbps_step():
+    pytest.importorskip("jax")
+    step, state = bench.chain_jax_path()
+    loss = float(step())
+    w, c = microbp.Value(0.9), microbp.Value(0.1)
+    ref = bench._chain_graph(microbp.Value(0.3), w, c)
+    ref.backward()
+    assert abs(loss - ref.data) <= 1e-12 * abs(ref.data)
+    got = state["params"].tolist()
+    for g, p in zip(got, (w, c)):
+        assert abs((g - p.data) - (-0.01 * p.grad)) <= 1e-12 * abs(0.01 * p.grad)
