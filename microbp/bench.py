@@ -25,6 +25,7 @@ Benchmark numpy with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that
 command alone (they slow a current numpy where the machine sets them):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m microbp bench
 """
+import gc
 import importlib
 import json
 import statistics
@@ -43,7 +44,21 @@ PATHS = ("eager_python", "tape_python", "tape_c", "torch", "jax", "numpy")
 # timing
 
 def _median_seconds(step, budget, max_runs, min_runs=3):
-    """Median wall time of step() over repeated runs (after one warm-up run)."""
+    """Median wall time of step() over repeated runs (after one warm-up run).
+
+    Every object alive before the runs is frozen out of the cycle collector
+    first (gc.freeze): the modules that torch and jax import would otherwise
+    make each full collection during an eager step slower, and a workload
+    would time differently depending on the paths measured before it."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return _median_of_runs(step, budget, max_runs, min_runs)
+    finally:
+        gc.unfreeze()
+
+
+def _median_of_runs(step, budget, max_runs, min_runs):
     step()
     times = []
     start = time.perf_counter()
