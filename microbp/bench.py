@@ -28,6 +28,8 @@ command alone (they slow a current numpy where the machine sets them):
 import gc
 import importlib
 import json
+import math
+import random
 import statistics
 import sys
 import time
@@ -161,8 +163,6 @@ def _moons_rows():
 
 
 def _regression_rows():
-    import math
-    import random
     rng = random.Random(3)
     rows = []
     for _ in range(128):
@@ -358,6 +358,7 @@ CHAIN = 20000
 
 
 def _chain_graph(x, w, c):
+    """The chain's loss from x, w, c: microbp Values or torch tensors."""
     h = x
     for _ in range(CHAIN):
         h = (h * w + c).tanh()
@@ -365,17 +366,20 @@ def _chain_graph(x, w, c):
 
 
 def chain_eager_path():
+    """(step, nodes): the eager chain step and the node count of its graph."""
     x, w, c = Value(0.3), Value(0.9, label="w"), Value(0.1, label="c")
     graph = lambda: _chain_graph(x, w, c)        # noqa: E731
     return _eager_step(graph, [w, c], 0.01), count_nodes(graph())
 
 
 def chain_tape_path():
+    """The chain recorded once as a tape over one row x = 0.3."""
     x, w, c = Value(0.0, label="x"), Value(0.9, label="w"), Value(0.1, label="c")
     return _tape_step(_chain_graph(x, w, c), [x], [[0.3]], [w, c], 0.01)
 
 
 def chain_torch_path():
+    """The chain step in torch float64 (one thread), or None."""
     torch = _torch()
     if torch is None:
         return None
@@ -386,16 +390,9 @@ def chain_torch_path():
 
     def step():
         opt.zero_grad()
-        _chain_graph_torch(torch, x, w, c).backward()
+        _chain_graph(x, w, c).backward()
         opt.step()
     return step
-
-
-def _chain_graph_torch(torch, x, w, c):
-    h = x
-    for _ in range(CHAIN):
-        h = torch.tanh(h * w + c)
-    return (h - 0.5) ** 2
 
 
 def chain_jax_path():
