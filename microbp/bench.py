@@ -183,7 +183,7 @@ def layer_arrays(model):
 
 
 def flat_arrays(params):
-    """Floats of array params [W0, b0, W1, b1, ...] (numpy or jax) in the order
+    """Floats of array params [W0, b0, W1, b1, ...] (numpy, jax or torch) in the order
     of model.parameters(): each neuron's weights, then its bias."""
     return [x for W, b in zip(params[::2], params[1::2])
             for row, bi in zip(W.tolist(), b.tolist()) for x in row + [bi]]
@@ -307,13 +307,15 @@ def mlp_jax_path(w, model=None):
     return step, state
 
 
-def mlp_torch_path(w):
-    """The torch step (nn.Linear layers, same initial weights), or None."""
+def mlp_torch_path(w, model=None):
+    """(step, params) of the torch step (nn.Linear layers from the microbp
+    model's weights, one thread), or None without torch: step() updates params
+    [W0, b0, ...] in place and returns the loss (before the update)."""
     torch = _torch()
     if torch is None:
         return None
     layers = []
-    for k, (W, b) in enumerate(layer_arrays(mlp_model(w))):
+    for k, (W, b) in enumerate(layer_arrays(model or mlp_model(w))):
         lin = torch.nn.Linear(len(W[0]), len(W)).double()
         with torch.no_grad():
             lin.weight.copy_(torch.tensor(W, dtype=torch.float64))
@@ -333,7 +335,8 @@ def mlp_torch_path(w):
             loss = ((s - Y) ** 2).mean()
         loss.backward()
         opt.step()
-    return step
+        return loss.detach()
+    return step, list(model.parameters())
 
 
 def _step_of(built):
@@ -346,7 +349,7 @@ def _mlp_paths(w):
     return {"eager_python": (lambda: mlp_eager_path(w)) if w["python"] else None,
             "tape_python": lambda: mlp_tape_path(w),
             "tape_c": lambda: mlp_tape_path(w),
-            "torch": lambda: mlp_torch_path(w),
+            "torch": lambda: _step_of(mlp_torch_path(w)),
             "jax": lambda: _step_of(mlp_jax_path(w)),
             "numpy": lambda: _step_of(mlp_numpy_path(w))}
 

@@ -139,23 +139,24 @@ def assert_same_step(w, model, array_step, read_params):
 STEP_WORKLOADS = ["mlp-w16", "mlp-w32", "mlp-4x32x32x1"]      # hinge + L2, and mse
 
 
-@pytest.mark.parametrize("name", STEP_WORKLOADS)
-def test_numpy_step_is_microbps_step(name):
-    pytest.importorskip("numpy")
-    w = workload(name)
-    model = bench.mlp_model(w)
-    step, params = bench.mlp_numpy_path(w, model)
-    assert_same_step(w, model, step, lambda: params)
+def array_path(path, w, model):
+    """(step, read params) of an array path started from model's weights."""
+    pytest.importorskip(path)
+    if path == "jax":
+        step, state = bench.mlp_jax_path(w, model)
+        assert state["params"][0].dtype.name == "float64"
+        return step, lambda: state["params"]
+    step, params = (bench.mlp_numpy_path if path == "numpy" else bench.mlp_torch_path)(w, model)
+    assert "float64" in str(params[0].dtype)
+    return step, lambda: params
 
 
+@pytest.mark.parametrize("path", ["numpy", "jax", "torch"])
 @pytest.mark.parametrize("name", STEP_WORKLOADS)
-def test_jax_step_is_microbps_step(name):
-    pytest.importorskip("jax")
+def test_an_array_step_is_microbps_step(path, name):
     w = workload(name)
     model = bench.mlp_model(w)
-    step, state = bench.mlp_jax_path(w, model)
-    assert state["params"][0].dtype.name == "float64"
-    assert_same_step(w, model, step, lambda: state["params"])
+    assert_same_step(w, model, *array_path(path, w, model))
 
 
 def test_array_steps_go_on_stepping():
