@@ -14,6 +14,8 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include "microbp.h"
 
 /* sign(+-0) = sign(nan) = 0, like torch.sign (the op table's sign()) */
@@ -149,6 +151,11 @@ static int check_tape(const int32_t *op, const int32_t *in_a, const int32_t *in_
  * and mul nodes with the same roundings (-ffp-contract=off, no fma).
  * forward, backward and tangent side by side.                               */
 
+LANE_LOOP void axpy_strided(double *out, int64_t w, const double *p, int64_t sp,
+                            const double *q, int64_t sq) {
+    for (int64_t r = 0; r < w; r++) out[r] = out[r] + p[r * sp] * q[r * sq];
+}
+
 static void lin_forward(double *out, int64_t w, const double *val, const int64_t *offset,
                         const uint8_t *varies, int32_t base, const int32_t *t, int32_t k) {
     const double *acc = val + offset[base];
@@ -157,8 +164,10 @@ static void lin_forward(double *out, int64_t w, const double *val, const int64_t
     for (int32_t j = 0; j < k; j++) {
         const int32_t p = t[2 * j], q = t[2 * j + 1];
         const double *P = val + offset[p], *Q = val + offset[q];
-        const int64_t sp = varies[p], sq = varies[q];
-        for (int64_t r = 0; r < w; r++) out[r] = out[r] + P[r * sp] * Q[r * sq];
+        if (varies[p] && varies[q]) axpy_strided(out, w, P, 1, Q, 1);
+        else if (varies[p])         axpy_strided(out, w, P, 1, Q, 0);
+        else if (varies[q])         axpy_strided(out, w, P, 0, Q, 1);
+        else                        axpy_strided(out, w, P, 0, Q, 0);
     }
 }
 
@@ -210,18 +219,215 @@ static void lin_tangent(double *tout, int64_t w, const double *val, const double
     }
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* layers: `count` consecutive lin nodes over the same inputs (a layer of an
+ * MLP, recognised by the recorder, tape.py). Node j of a layer computes
+ * base_j + w_j0 * x_0 + w_j1 * x_1 + ... with bases and weights that do not
+ * vary and the same varying inputs x_t (strictly increasing node indices).
+ * The kernels keep a tile of outputs x lanes in registers while they walk
+ * the terms in order, so that each accumulator sees the very additions of
+ * lin_forward, and backward makes the contributions of lin_backward in the
+ * same order into each adjoint: bit-identical, fewer loads and stores.      */
+
+enum { TILE_J = 4, TILE_R = 4 };
+
+static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                        const uint8_t *varies, int64_t nnodes,
+                        const int32_t *terms, const int32_t *layers, int64_t nlayers) {
+    if (nlayers < 0) return MBP_ESIZE;
+    int64_t end = 0;
+    for (int64_t L = 0; L < nlayers; L++) {
+        const int64_t first = layers[2 * L], count = layers[2 * L + 1];
+        if (first < end || count < 1 || count > nnodes - first || op[first] != OP_LIN)
+            return MBP_ELAYER;
+        end = first + count;
+        const int32_t *t0 = terms + in_b[first] + 1;      /* checked by check_tape */
+        const int32_t k = terms[in_b[first]];
+        for (int64_t i = first; i < end; i++) {
+            if (op[i] != OP_LIN || terms[in_b[i]] != k || varies[in_a[i]]) return MBP_ELAYER;
+            const int32_t *t = terms + in_b[i] + 1;
+            for (int32_t j = 0; j < k; j++) {
+                if (varies[t[2 * j]] || !varies[t[2 * j + 1]] || t[2 * j + 1] != t0[2 * j + 1])
+                    return MBP_ELAYER;
+                if (j > 0 && t[2 * j + 1] <= t[2 * j - 1]) return MBP_ELAYER;
+            }
+        }
+    }
+    return MBP_OK;
+}
+
+/* Two lanes at a time (vector_size 16: SSE2 on x86-64, NEON on arm64; each
+ * lane is one IEEE double operation, the very arithmetic of the scalar loops). */
+typedef double lanes2 __attribute__((vector_size(16)));
+
+static inline lanes2 load2(const double *p) { lanes2 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store2(double *p, lanes2 v) { memcpy(p, &v, sizeof v); }
+static inline lanes2 splat2(double x) { lanes2 v = {x, x}; return v; }
+
+/* out_j[r0 + r] = base_j + sum over t of w[t][j] * x_t[r0 + r], for a tile of
+ * TILE_J = 4 outputs and TILE_R = 4 lanes held in 8 registers */
+LANE_LOOP void layer_tile_forward(double *const *out, int64_t r0, const double *base,
+                                  const double *w, const double *const *x, int32_t k) {
+    lanes2 a0 = splat2(base[0]), b0 = a0, a1 = splat2(base[1]), b1 = a1;
+    lanes2 a2 = splat2(base[2]), b2 = a2, a3 = splat2(base[3]), b3 = a3;
+    for (int32_t t = 0; t < k; t++) {
+        const lanes2 xa = load2(x[t] + r0), xb = load2(x[t] + r0 + 2);
+        const double *wt = w + t * TILE_J;
+        const lanes2 w0 = splat2(wt[0]), w1 = splat2(wt[1]), w2 = splat2(wt[2]),
+                     w3 = splat2(wt[3]);
+        a0 = a0 + w0 * xa; b0 = b0 + w0 * xb;
+        a1 = a1 + w1 * xa; b1 = b1 + w1 * xb;
+        a2 = a2 + w2 * xa; b2 = b2 + w2 * xb;
+        a3 = a3 + w3 * xa; b3 = b3 + w3 * xb;
+    }
+    store2(out[0] + r0, a0); store2(out[0] + r0 + 2, b0);
+    store2(out[1] + r0, a1); store2(out[1] + r0 + 2, b1);
+    store2(out[2] + r0, a2); store2(out[2] + r0 + 2, b2);
+    store2(out[3] + r0, a3); store2(out[3] + r0 + 2, b3);
+}
+
+/* the same for the lanes and outputs at the edges of the tiles */
+static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t nr,
+                               const double *base, const double *w, const double *const *x,
+                               int32_t k) {
+    for (int j = 0; j < nj; j++)
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            double acc = base[j];
+            for (int32_t t = 0; t < k; t++) acc = acc + w[t * TILE_J + j] * x[t][r];
+            out[j][r] = acc;
+        }
+}
+
+/* scratch: k pointers to the inputs' lanes and k x TILE_J weights */
+static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
+                         const int32_t *in_b, const int32_t *terms,
+                         int64_t first, int64_t count, int64_t nrows) {
+    const int32_t k = terms[in_b[first]];
+    const int32_t *t0 = terms + in_b[first] + 1;
+    const double **x = malloc(sizeof(double *) * (size_t)k);
+    double *w = malloc(sizeof(double) * (size_t)k * TILE_J);
+    if (!x || !w) { free(x); free(w); return MBP_ENOMEM; }
+    for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
+    for (int64_t j0 = 0; j0 < count; j0 += TILE_J) {
+        const int nj = count - j0 < TILE_J ? (int)(count - j0) : TILE_J;
+        double *out[TILE_J], base[TILE_J];
+        for (int j = 0; j < TILE_J; j++) {
+            const int64_t node = first + j0 + (j < nj ? j : 0);
+            const int32_t *t = terms + in_b[node] + 1;
+            out[j] = val + offset[node];
+            base[j] = val[offset[in_a[node]]];
+            for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = val[offset[t[2 * s]]];
+        }
+        int64_t r0 = 0;
+        if (nj == TILE_J)
+            for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_forward(out, r0, base, w, x, k);
+        if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k);
+    }
+    free(x);
+    free(w);
+    return MBP_OK;
+}
+
+/* adj_x_t[r] += g_j[r] * w[j][t] for j = count-1 down to 0: the inputs'
+ * contributions in the order the unfused sweep makes them, for a tile of
+ * TILE_J = 4 inputs and TILE_R = 4 lanes held in 8 registers */
+LANE_LOOP void layer_tile_backward(double *const *dx, int64_t r0, const double *const *g,
+                                   const double *w, int64_t count) {
+    lanes2 a0 = load2(dx[0] + r0), b0 = load2(dx[0] + r0 + 2);
+    lanes2 a1 = load2(dx[1] + r0), b1 = load2(dx[1] + r0 + 2);
+    lanes2 a2 = load2(dx[2] + r0), b2 = load2(dx[2] + r0 + 2);
+    lanes2 a3 = load2(dx[3] + r0), b3 = load2(dx[3] + r0 + 2);
+    for (int64_t j = count - 1; j >= 0; j--) {
+        const lanes2 ga = load2(g[j] + r0), gb = load2(g[j] + r0 + 2);
+        const double *wj = w + j * TILE_J;
+        const lanes2 w0 = splat2(wj[0]), w1 = splat2(wj[1]), w2 = splat2(wj[2]),
+                     w3 = splat2(wj[3]);
+        a0 = a0 + ga * w0; b0 = b0 + gb * w0;
+        a1 = a1 + ga * w1; b1 = b1 + gb * w1;
+        a2 = a2 + ga * w2; b2 = b2 + gb * w2;
+        a3 = a3 + ga * w3; b3 = b3 + gb * w3;
+    }
+    store2(dx[0] + r0, a0); store2(dx[0] + r0 + 2, b0);
+    store2(dx[1] + r0, a1); store2(dx[1] + r0 + 2, b1);
+    store2(dx[2] + r0, a2); store2(dx[2] + r0 + 2, b2);
+    store2(dx[3] + r0, a3); store2(dx[3] + r0 + 2, b3);
+}
+
+static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
+                                const double *const *g, const double *w, int64_t count) {
+    for (int t = 0; t < nt; t++)
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            double acc = dx[t][r];
+            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * TILE_J + t];
+            dx[t][r] = acc;
+        }
+}
+
+static int layer_backward(double *adj, const double *val, const int64_t *offset,
+                          const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
+                          int64_t first, int64_t count, int64_t nrows) {
+    const int32_t k = terms[in_b[first]];
+    const int32_t *t0 = terms + in_b[first] + 1;
+    const double **g = malloc(sizeof(double *) * (size_t)count);
+    double *w = malloc(sizeof(double) * (size_t)count * TILE_J);
+    if (!g || !w) { free(g); free(w); return MBP_ENOMEM; }
+    for (int64_t j = 0; j < count; j++) g[j] = adj + offset[first + j];
+    /* the inputs: mul_grad_b of each term, g * w */
+    for (int32_t s0 = 0; s0 < k; s0 += TILE_J) {
+        const int nt = k - s0 < TILE_J ? k - s0 : TILE_J;
+        double *dx[TILE_J];
+        for (int t = 0; t < TILE_J; t++) {
+            const int32_t s = s0 + (t < nt ? t : 0);
+            dx[t] = adj + offset[t0[2 * s + 1]];
+            for (int64_t j = 0; j < count; j++)
+                w[j * TILE_J + t] = val[offset[terms[in_b[first + j] + 1 + 2 * s]]];
+        }
+        int64_t r0 = 0;
+        if (nt == TILE_J)
+            for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
+        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count);
+    }
+    /* the bases and weights, as lin_backward makes them: lin count-1 first,
+     * terms last to first, the base just before term 0 */
+    for (int64_t j = count - 1; j >= 0; j--) {
+        const int64_t node = first + j;
+        const int32_t *t = terms + in_b[node] + 1;
+        const double *G = adj + offset[node];
+        for (int32_t s = k - 1; s >= 0; s--) {
+            if (s == 0)
+                adj[offset[in_a[node]]] += lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
+            const double *P = val + offset[t[2 * s]], *X = val + offset[t[2 * s + 1]];
+            adj[offset[t[2 * s]]] += lane_sum_strided(nrows, G, G, P, 0, X, 1, mul_grad_a);
+        }
+    }
+    free(g);
+    free(w);
+    return MBP_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the three sweeps                                                           */
 
 int mbp_forward(double *val, int64_t nval,
                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms) {
-    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
     if (e) return e;
+    int64_t L = 0;                                     /* the next layer */
     for (int64_t i = 0; i < nnodes; i++) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
+        if (L < nlayers && i == layers[2 * L]) {
+            const int64_t count = layers[2 * L + 1];
+            e = layer_forward(val, offset, in_a, in_b, terms, i, count, nrows);
+            if (e) return e;
+            i += count - 1;
+            L++;
+            continue;
+        }
         const int64_t w = varies[i] ? nrows : 1;       /* lanes of this node */
         if (o == OP_LIN) {
             lin_forward(val + offset[i], w, val, offset, varies, in_a[i],
@@ -238,9 +444,11 @@ int mbp_forward(double *val, int64_t nval,
 int mbp_backward(double *adj, const double *val, int64_t nval,
                  const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                  const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                 const int32_t *terms, int64_t nterms) {
-    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
     if (e) return e;
+    int64_t L = nlayers - 1;                           /* the next layer, going down */
     const int64_t root = offset[nnodes - 1];
     const int64_t used = root + (varies[nnodes - 1] ? nrows : 1);
     for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
@@ -251,6 +459,14 @@ int mbp_backward(double *adj, const double *val, int64_t nval,
     for (int64_t i = nnodes - 1; i >= 0; i--) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;
+        if (L >= 0 && i == layers[2 * L] + layers[2 * L + 1] - 1) {
+            const int64_t first = layers[2 * L];
+            e = layer_backward(adj, val, offset, in_a, in_b, terms, first, i - first + 1, nrows);
+            if (e) return e;
+            i = first;
+            L--;
+            continue;
+        }
         const int64_t w = varies[i] ? nrows : 1;
         if (o == OP_LIN) {
             lin_backward(adj, val, offset, varies, i, w, in_a[i], terms + in_b[i] + 1,

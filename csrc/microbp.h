@@ -9,6 +9,8 @@
  *   varies[i]   1: one value per row of the batch (its lanes), 0: one value
  *   offset[i]   where node i's values start in val[] (and adj[], tan[])
  *   terms[]     lin term lists: terms[in_b[i]] = k, then k pairs (p, q)
+ *   layers[]    pairs (first, count): runs of lin nodes over the same inputs,
+ *               swept together (see microbp.c); may be empty
  *
  * Every function checks its arguments against the lengths it is given
  * before it touches memory, returns 0 or a negative MBP_E* code, and never
@@ -26,18 +28,20 @@
 #define MBP_ELAYOUT -4    /* offsets that do not tile the value array */
 #define MBP_ESIZE -5      /* a size that is negative, zero or too small */
 #define MBP_ESLOT -6      /* a node or slot index out of range */
+#define MBP_ELAYER -7     /* a layer that is not a run of lin nodes over the same inputs */
+#define MBP_ENOMEM -8     /* out of memory for a layer's scratch */
 
 /* val[node] = op(val[in_a], val[in_b]) for every non-leaf node, up the tape */
 int mbp_forward(double *val, int64_t nval,
                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms);
+                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
 
 /* adj[node] = d(sum over rows of the last node) / d(node), down the tape */
 int mbp_backward(double *adj, const double *val, int64_t nval,
                  const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                  const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                 const int32_t *terms, int64_t nterms);
+                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
 
 /* tan[node] = d(node)/d(input slots) . (tangent of the slots), up the tape, for
  * the nodes that vary (the tangents of the input slots are set by the caller) */

@@ -27,6 +27,8 @@ _ERRORS = {
     lib.MBP_ELAYOUT: "offsets that do not tile the value array",
     lib.MBP_ESIZE: "a size that is not positive or arrays too small for the tape",
     lib.MBP_ESLOT: "a node or slot index out of range",
+    lib.MBP_ELAYER: "a layer that is not a run of lin nodes over the same inputs",
+    lib.MBP_ENOMEM: "out of memory",
 }
 
 _ITEM = {"int32_t[]": "i", "int64_t[]": "q", "uint8_t[]": "B"}
@@ -81,19 +83,28 @@ def _tape(op, a, b, vary, off, ext):
 _NO_EXT = bytes()
 
 
-def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT):
+def _layers(layers):
+    p = _index("int32_t[]", layers)
+    if len(p) % 2:
+        raise TapeError("layers must be pairs (first, count)")
+    return p
+
+
+def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT, layers=_NO_EXT):
     po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pl = _layers(layers)
     pv = _out(val)
-    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe)),
-        "forward")
+    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe),
+                        pl, len(pl) // 2), "forward")
 
 
-def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT):
+def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT, layers=_NO_EXT):
     po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pl = _layers(layers)
     pv = _doubles(val)
     pd = _out(adj, pv)
     _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n,
-                         check_rows(nr), pe, len(pe)), "backward")
+                         check_rows(nr), pe, len(pe), pl, len(pl) // 2), "backward")
 
 
 def tangent(tan, val, op, a, b, vary, off, nr, ext=_NO_EXT):

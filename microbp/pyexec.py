@@ -17,7 +17,8 @@ from itertools import repeat
 from . import ops
 from .ops import CONST, LIN, ADD, MUL
 from .tapeformat import (TapeError, check, check_nodes as _check_nodes,  # noqa: F401
-                         check_slots as _check_slots, check_rows, lin_terms, layout)
+                         check_slots as _check_slots, check_rows, lin_terms, layout,
+                         check_layers)
 
 _F, _B, _T, _ARITY, _GRAD_B = ops.FORWARD, ops.BACKWARD, ops.TANGENT, ops.ARITY, ops.GRAD_B
 _add, _mul = _F[ADD], _F[MUL]
@@ -30,9 +31,11 @@ def _lanes(val, i, vary, off, nr):
     return val[o:o + nr] if vary[i] else repeat(val[o], nr)
 
 
-def forward(val, op, a, b, vary, off, nr, ext=()):
-    """val[node i] = op_i(val[a_i], val[b_i]) for every non-leaf node, in order."""
+def forward(val, op, a, b, vary, off, nr, ext=(), layers=()):
+    """val[node i] = op_i(val[a_i], val[b_i]) for every non-leaf node, in order
+    (layers are checked, and need nothing else here: the same bits node by node)."""
     check(op, a, b, vary, off, nr, len(val), ext)
+    check_layers(op, a, b, vary, ext, layers)
     for i in range(len(op)):
         o = op[i]
         if o <= CONST:
@@ -97,9 +100,10 @@ def _lin_backward(adj, val, i, base, terms, vary, off, nr):
         _accumulate(adj, q, vary, off, list(map(_mul, gm, xs)))   # the other input
 
 
-def backward(adj, val, op, a, b, vary, off, nr, ext=()):
+def backward(adj, val, op, a, b, vary, off, nr, ext=(), layers=()):
     """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
     check(op, a, b, vary, off, nr, min(len(val), len(adj)), ext)
+    check_layers(op, a, b, vary, ext, layers)
     n = len(op)
     if nr == 1 and not any(vary) and LIN not in op:
         return _sweep_scalar(adj, val, op, a, b)

@@ -26,7 +26,7 @@ from .checks import as_float
 from .engine import Value, as_value
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
-from .tapeformat import layout, inputs_vary, TapeError
+from .tapeformat import layout, inputs_vary, lin_terms, TapeError
 
 
 class Batch:
@@ -131,6 +131,81 @@ def _frozen(code, xs):
     return memoryview(array(code, xs).tobytes()).cast(code)
 
 
+def find_layers(op, a, b, vary, ext):
+    """Layers of an MLP in a fused tape: runs of lin nodes over the same varying
+    inputs (strictly increasing), with bases and weights that do not vary,
+    each lin followed by its activation (a unary node that is its only use),
+    or not. Returns a new order of the nodes, with each run's lin nodes first
+    and their activations after them (a valid topological order: an
+    activation adds into its lin's adjoint only, so every adjoint receives
+    its contributions in the same order), and the layers in that order as
+    pairs (first, count) for tapeformat.check_layers."""
+    n = len(op)
+    uses = [0] * n
+    for i in range(n):
+        if ARITY[op[i]] >= 1:
+            uses[a[i]] += 1
+        if ARITY[op[i]] == 2:
+            uses[b[i]] += 1
+        if op[i] == LIN:
+            for p, q in lin_terms(ext, b[i]):
+                uses[p] += 1
+                uses[q] += 1
+
+    def fits(i, qs):
+        if op[i] != LIN or vary[a[i]]:
+            return False
+        t = lin_terms(ext, b[i])
+        return ([q for _, q in t] == qs and not any(vary[p] for p, _ in t))
+
+    order, layers, i = [], [], 0
+    while i < n:
+        qs = [q for _, q in lin_terms(ext, b[i])] if op[i] == LIN else None
+        ok = (qs is not None and all(vary[q] for q in qs)
+              and all(x < y for x, y in zip(qs, qs[1:])) and fits(i, qs))
+        if not ok:
+            order.append(i)
+            i += 1
+            continue
+        lins, acts, j = [], [], i
+        while j < n and fits(j, qs):
+            lins.append(j)
+            act = j + 1 < n and ARITY[op[j + 1]] == 1 and op[j + 1] != LIN \
+                and a[j + 1] == j and uses[j] == 1
+            if act:
+                acts.append(j + 1)
+            j += 2 if act else 1
+            if act and len(acts) != len(lins):
+                break
+        if len(acts) not in (0, len(lins)):      # activations on some only: keep as is
+            lins, acts, j = lins[:1], acts[:1], lins[0] + 1 + (1 if acts else 0)
+        if len(lins) >= 2:
+            layers.extend((len(order), len(lins)))
+        order.extend(lins)
+        order.extend(acts)
+        i = j
+    return order, layers
+
+
+def reorder(order, nodes, op, a, b, vary, ext):
+    """The tape lists in a new order of its nodes (old indices in `order`)."""
+    new = [0] * len(order)
+    for k, i in enumerate(order):
+        new[i] = k
+    na, nb, next_ = [], [], array("i", ext)
+    for i in order:
+        na.append(new[a[i]] if a[i] >= 0 else -1)
+        if op[i] == LIN:
+            nb.append(b[i])
+            s = b[i]
+            for j in range(s + 1, s + 1 + 2 * ext[s]):
+                next_[j] = new[ext[j]]
+        else:
+            nb.append(new[b[i]] if b[i] >= 0 else -1)
+    return ([nodes[i] for i in order], [op[i] for i in order], na, nb,
+            bytearray(vary[i] for i in order), next_)
+
+
 class Tape:
     """A graph recorded into a flat node array, replayed by forward()/backward().
 
@@ -171,6 +246,11 @@ class Tape:
                 vary[i] = i in slot_of
             elif ARITY[o] >= 1:
                 vary[i] = inputs_vary(i, op, a, b, vary, ext)
+        order, layers = find_layers(op, a, b, vary, ext)
+        if layers:
+            nodes, op, a, b, vary, ext = reorder(order, nodes, op, a, b, vary, ext)
+            pos = {v: i for i, v in enumerate(nodes)}
+            slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
         # parameters: every other leaf; constants keep the value they were recorded with
         pnodes = [i for i, o in enumerate(op) if o == LEAF and i not in slot_of]
         params = tuple(nodes[i] for i in pnodes)
@@ -180,6 +260,7 @@ class Tape:
         self._labels = {i: v.label for i, v in enumerate(nodes) if v.label}
         self._op, self._a, self._b = _frozen("i", op), _frozen("i", a), _frozen("i", b)
         self._ext = _frozen("i", ext)
+        self._layers = _frozen("i", layers)
         self._vary = bytes(vary)
         # input slot j feeds node in_nodes[j] (an unused slot is left out)
         used = sorted(slot_of.items(), key=lambda kv: kv[1])
@@ -287,7 +368,7 @@ class Tape:
             val[off[i]] = v.data
         if self._in_nodes:
             ex.load_rows(val, off, self._in_nodes, self._columns(batch), nr)
-        ex.forward(val, self._op, self._a, self._b, self._vary, off, nr, self._ext)
+        ex.forward(val, self._op, self._a, self._b, self._vary, off, nr, self._ext, self._layers)
         if anomaly.enabled():
             anomaly.check_lanes(val, off, self._vary, nr, self._op, self._labels.get,
                                 ex.first_nonfinite, "value")
@@ -319,7 +400,7 @@ class Tape:
             for i, w in zip(self._weight_nodes, ws):
                 self._val[off[i]] = w
             ex.backward(adj, self._val, self._op, self._a, self._b, self._vary, off, self._nr,
-                        self._ext)
+                        self._ext, self._layers)
             if anomaly.enabled():                # before any .grad changes
                 anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
                                     self._labels.get, ex.first_nonfinite, "gradient",

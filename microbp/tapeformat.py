@@ -8,6 +8,11 @@ A tape lists its nodes in topological order (every input before its use):
     off[i]   where node i's values start in val[] and adj[] (layout() below)
     ext[]    the term lists of fused "lin" nodes (ops.py): for node i,
              ext[b[i]] = k, then k pairs (p, q) of earlier node indices
+    layers[] pairs (first, count): runs of `count` lin nodes from `first` over
+             the same varying inputs q (strictly increasing), with weights p and
+             bases that do not vary: a layer of an MLP, which the C core sweeps
+             as one (csrc/microbp.c); the Python executor checks and ignores
+             them, as the results are the same bits either way
 
 Both executors (pyexec.py, and the C core through cexec.py) check these
 rules, the same way, before they touch memory (check() here, check_tape in
@@ -88,6 +93,25 @@ def check(op, a, b, vary, off, nr, nval, ext=()):
         end += nr if vary[i] else 1
     if end > nval:
         raise TapeError(f"value arrays hold {nval} doubles, the tape needs {end}")
+
+
+def check_layers(op, a, b, vary, ext, layers):
+    """Raise TapeError unless `layers` are valid runs (what C checks too)."""
+    if len(layers) % 2:
+        raise TapeError("layers must be pairs (first, count)")
+    end = 0
+    for L in range(0, len(layers), 2):
+        first, count = layers[L], layers[L + 1]
+        if first < end or count < 1 or count > len(op) - first or op[first] != LIN:
+            raise TapeError(f"layer at node {first}: not a run of lin nodes")
+        end = first + count
+        t0 = lin_terms(ext, b[first])
+        for i in range(first, end):
+            t = lin_terms(ext, b[i]) if op[i] == LIN else None
+            if (t is None or len(t) != len(t0) or vary[a[i]]
+                    or any(vary[p] or not vary[q] or q != q0 for (p, q), (_, q0) in zip(t, t0))
+                    or any(t[j][1] <= t[j - 1][1] for j in range(1, len(t)))):
+                raise TapeError(f"layer at node {first}: node {i} does not fit the layer")
 
 
 def check_nodes(off, nodes, width, nval):

@@ -1120,18 +1120,19 @@ _OVERFLOW_SCRIPT = r"""
 import sys
 from array import array
 from microbp._cmicrobp import ffi, lib
+from microbp.ops import NEG
 which = sys.argv[1]
 nr = 2 ** 63 - 1           # straight to C: cexec itself now refuses nr >= 2^62
 if which == "forward":
     # x (fixed leaf), y (varying leaf), -y: the layout sum 1 + nr wraps to -2^63
-    op, a, b, vary, off = [0, 0, 8], [-1, -1, 1], [-1, -1, -1], [0, 1, 1], [0, 1, -2 ** 63]
+    op, a, b, vary, off = [0, 0, NEG], [-1, -1, 1], [-1, -1, -1], [0, 1, 1], [0, 1, -2 ** 63]
 else:
     op, a, b, vary, off = [0, 0], [-1, -1], [-1, -1], [0, 1], [0, 1]
 val, adj, ext = array("d", [1.0, 2.0, 3.0]), array("d", [0.0, 0.0, 0.0]), array("i")
 buf = ffi.from_buffer
 t = (buf("int32_t[]", array("i", op)), buf("int32_t[]", array("i", a)),
      buf("int32_t[]", array("i", b)), buf("uint8_t[]", bytearray(vary)),
-     buf("int64_t[]", array("q", off)), len(op), nr, buf("int32_t[]", ext), 0)
+     buf("int64_t[]", array("q", off)), len(op), nr, buf("int32_t[]", ext), 0, ffi.NULL, 0)
 if which == "forward":
     code = lib.mbp_forward(buf("double[]", val), 3, *t)
 else:
@@ -1151,7 +1152,7 @@ def test_c_layout_overflow_is_rejected(which):
     import sys
     # the same tape in Python: rejected
     if which == "forward":
-        p = dict(op=array("i", [0, 0, 8]), a=array("i", [-1, -1, 1]), b=array("i", [-1] * 3),
+        p = dict(op=array("i", [0, 0, NEG]), a=array("i", [-1, -1, 1]), b=array("i", [-1] * 3),
                  vary=bytearray([0, 1, 1]), off=array("q", [0, 1, -2 ** 63]), nr=2 ** 63 - 1,
                  val=array("d", [1.0, 2.0, 3.0]), adj=array("d", [0.0] * 3))
         with pytest.raises(TapeError):
