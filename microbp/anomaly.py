@@ -65,9 +65,10 @@ def check_gradients(adj, ops_, labels, first_nonfinite):
                                  f"{describe(i, ops_[i], labels(i))} became {_what(adj[i])}")
 
 
-def check_lanes(arr, off, vary, nr, op, labels, first_nonfinite, what, reverse=False):
+def check_lanes(arr, off, vary, nr, op, name, first_nonfinite, what, reverse=False):
     """Raise at the first non-leaf node of a tape (the last, for gradients) whose
-    value or gradient in arr is nan/inf in some row."""
+    value or gradient in arr is nan/inf in some row. name(i, row, what) gives
+    the (op name, label) to report for node i."""
     n = len(op)
     order = range(n - 1, -1, -1) if reverse else range(n)
     for i in order:
@@ -77,8 +78,9 @@ def check_lanes(arr, off, vary, nr, op, labels, first_nonfinite, what, reverse=F
         k = first_nonfinite(arr, off[i], off[i] + w)
         if k >= 0:
             row = (k - off[i]) if vary[i] else None
+            opname, label = name(i, row, what)
             raise FloatingPointError(f"detect_anomaly: the {what} of "
-                                     f"{describe(i, op[i], labels(i), row)} became {_what(arr[k])}")
+                                     f"{describe(i, opname, label, row)} became {_what(arr[k])}")
 
 
 @contextlib.contextmanager

@@ -33,3 +33,13 @@ def setting(x, name, allow_zero=False):
     if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {x!r}")
     return x
+
+
+def is_sequence(x):
+    """True for a list, a tuple or a 1-D array (numpy's, or anything with
+    len(), indexing and ndim == 1): what model inputs and loss targets accept."""
+    if isinstance(x, (list, tuple)):
+        return True
+    if isinstance(x, (str, bytes)) or not (hasattr(x, "__len__") and hasattr(x, "__getitem__")):
+        return False
+    return getattr(x, "ndim", 1) == 1

@@ -55,9 +55,19 @@ class Value:
         self._id = _next_id()
 
     def __reduce__(self):
-        # no creation number crosses a pickle: an unpickled node gets a new one,
-        # after its inputs (which are unpickled first), so order stays topological
-        return _rebuild, (self._op, self._data, self.grad, self.label, self._a, self._b)
+        # No creation number crosses a pickle: unpickled nodes get new ones in
+        # topological order. The graph below an interior node goes as one flat
+        # list (no recursion: a 10^5-deep graph pickles), its leaves as
+        # themselves (a model's parameters stay shared); interior nodes shared
+        # by two separately pickled outputs come back as two copies.
+        if self._a is None:
+            return _rebuild, (self._op, self._data, self.grad, self.label, None, None)
+        nodes = graph.topo(self)
+        at = {v: k for k, v in enumerate(nodes)}
+        rows = [v if v._a is None else
+                (v._op, v._data, v.grad, v.label, at[v._a], -1 if v._b is None else at[v._b])
+                for v in nodes]
+        return _rebuild_graph, (rows,)
 
     @property
     def data(self):
@@ -260,6 +270,19 @@ def leaf_init(v, label):
     v._op = LEAF
     v._a = v._b = None
     v._id = _next_id()
+
+
+def _rebuild_graph(rows):
+    nodes = []
+    for row in rows:
+        if isinstance(row, Value):
+            nodes.append(row)
+            continue
+        op, data, grad, label, a, b = row
+        v = _node(op, data, nodes[a], nodes[b] if b >= 0 else None)
+        v.grad, v.label = grad, label
+        nodes.append(v)
+    return nodes[-1]
 
 
 def _rebuild(op, data, grad, label, a, b):

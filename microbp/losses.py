@@ -16,6 +16,7 @@ log(1 + exp(-|z|)) to a few ulps, with one graph for either sign of z.
 """
 import numbers
 
+from .checks import is_sequence
 from .engine import as_value
 
 
@@ -24,7 +25,7 @@ from .engine import as_value
 
 def _entries(xs, name, fname):
     """xs as a list of Values: numbers become constant nodes."""
-    if not isinstance(xs, (list, tuple)):
+    if not is_sequence(xs):
         raise TypeError(f"{fname}: {name} must be a list of Values or numbers, "
                         f"not {type(xs).__name__}")
     return [as_value(x, f"{fname}: {name}[{i}]") for i, x in enumerate(xs)]

@@ -28,6 +28,7 @@ import numbers
 import random
 
 from . import serialize
+from .checks import is_sequence
 from .engine import Value, as_value
 from .params import ParamStore
 
@@ -43,11 +44,14 @@ ACTIVATIONS = {
 # ---------------------------------------------------------------------------
 # argument checks
 
+MAX_SIZE = 2 ** 31 - 1      # a tape indexes nodes with int32
+
+
 def _positive_int(x, name):
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name} must be an int, not {type(x).__name__}")
-    if x < 1:
-        raise ValueError(f"{name} must be a positive int, got {x!r}")
+    if not 1 <= x <= MAX_SIZE:
+        raise ValueError(f"{name} must be an int from 1 to {MAX_SIZE}, got {x!r}")
     return int(x)
 
 
@@ -80,7 +84,7 @@ def _random(x, name):
 def _inputs(x, nin):
     """x checked as nin inputs (Values or numbers); a number becomes one constant
     leaf, shared by every neuron that reads it."""
-    if not isinstance(x, (list, tuple)):
+    if not is_sequence(x):
         raise TypeError(f"input must be a list of {nin} Values or numbers, "
                         f"not {type(x).__name__}")
     if len(x) != nin:

@@ -37,6 +37,13 @@ class Batch:
     def __init__(self, rows, width=None):
         if isinstance(rows, Batch):
             rows = rows.to_list()
+        if getattr(rows, "ndim", None) == 2:              # a 2-D array (numpy)
+            if _float64_rows(rows, width):
+                self.nrows, self.width = rows.shape
+                self.rows = array("d")
+                self.rows.frombytes(memoryview(rows).cast("B"))   # one copy, no Python work
+                return
+            rows = rows.tolist()
         if not isinstance(rows, (list, tuple)):
             raise TypeError(f"batch must be a list of rows, not {type(rows).__name__}")
         if not rows:
@@ -62,7 +69,16 @@ class Batch:
         return [self.rows[r * w:(r + 1) * w].tolist() for r in range(self.nrows)]
 
 
-def fuse_linear(nodes, op, a, b):
+def _float64_rows(rows, width):
+    """A C-contiguous 2-D float64 array of rows of `width` (numpy's), non-empty."""
+    dtype = getattr(rows, "dtype", None)
+    flags = getattr(rows, "flags", None)
+    return (getattr(dtype, "str", "") == "<f8" and flags is not None
+            and flags["C_CONTIGUOUS"] and rows.shape[0] > 0
+            and (width is None or rows.shape[1] == width) and rows.shape[1] > 0)
+
+
+def fuse_linear(nodes, op, a, b, unfused=None):
     """Fuse each chain acc + p*q + p*q + ... into one lin node (ops.py).
 
     A chain is what `acc = acc + w * x`, repeated, records: an add whose second
@@ -73,7 +89,10 @@ def fuse_linear(nodes, op, a, b):
     contribution falls between theirs, and the lin node's forward and backward
     are the same arithmetic in the same order, bit for bit.
 
-    Returns the kept nodes and their op, a, b lists, and the ext term lists."""
+    Returns the kept nodes and their op, a, b lists, and the ext term lists.
+    Each lin node's unfused (mul, add) node pairs, term by term, are kept in
+    `unfused` (keyed by the lin's Value) when a dict is given, for
+    detect_anomaly to name the op inside a fusion."""
     n = len(op)
     uses = [0] * n
     uses[n - 1] = 1                              # the root is used by the caller
@@ -100,6 +119,8 @@ def fuse_linear(nodes, op, a, b):
     for end, (base, start, terms) in chains.items():
         for k in range(start, end):
             fused[k] = 1
+        if unfused is not None:
+            unfused[nodes[end]] = [(nodes[k], nodes[k + 1]) for k in range(start, end + 1, 2)]
     new = [-1] * n
     kept = [i for i in range(n) if not fused[i]]
     for j, i in enumerate(kept):
@@ -237,7 +258,8 @@ class Tape:
 
         nodes = topo(root)
         op, a, b, _ = flatten(nodes)
-        nodes, op, a, b, ext = fuse_linear(nodes, op, a, b)
+        unfused = {}
+        nodes, op, a, b, ext = fuse_linear(nodes, op, a, b, unfused)
         pos = {v: i for i, v in enumerate(nodes)}
         slot_of = {pos[v]: j for j, v in enumerate(inputs) if v in pos}
         vary = bytearray(len(nodes))          # 1: depends on an input slot
@@ -258,6 +280,9 @@ class Tape:
 
         self._n = len(nodes)
         self._labels = {i: v.label for i, v in enumerate(nodes) if v.label}
+        # what detect_anomaly names inside a lin node: its unfused ops' labels
+        self._unfused = {i: tuple((m.label, s.label) for m, s in unfused[v])
+                         for i, v in enumerate(nodes) if v in unfused}
         self._op, self._a, self._b = _frozen("i", op), _frozen("i", a), _frozen("i", b)
         self._ext = _frozen("i", ext)
         self._layers = _frozen("i", layers)
@@ -315,6 +340,27 @@ class Tape:
         return (f"Tape({self._n} nodes, {self._ninputs} inputs, "
                 f"{len(self._params)} parameters)")
 
+    def _name(self, i, row, what):
+        """(op name, label) of node i for detect_anomaly: inside a lin node, the
+        unfused mul or add where the value first became nan/inf in `row` (for
+        a gradient: the last add, the first one the backward sweep reaches)."""
+        if self._op[i] != LIN or i not in self._unfused:
+            return NAMES[self._op[i]], self._labels.get(i, "")
+        pairs = self._unfused[i]
+        if what != "value":
+            return "add", pairs[-1][1]
+        val, off, r = self._val, self._off, row or 0
+        lane = lambda j: val[off[j] + (r if self._vary[j] else 0)]   # noqa: E731
+        acc = lane(self._a[i])
+        for (mul_label, add_label), (p, q) in zip(pairs, lin_terms(self._ext, self._b[i])):
+            m = lane(p) * lane(q)
+            if m != m or m in (float("inf"), float("-inf")):
+                return "mul", mul_label
+            acc = acc + m
+            if acc != acc or acc in (float("inf"), float("-inf")):
+                return "add", add_label
+        return "add", pairs[-1][1]
+
     # -- running it ------------------------------------------------------------
     def _layout(self, nr):
         if nr == self._nr:
@@ -370,7 +416,7 @@ class Tape:
             ex.load_rows(val, off, self._in_nodes, self._columns(batch), nr)
         ex.forward(val, self._op, self._a, self._b, self._vary, off, nr, self._ext, self._layers)
         if anomaly.enabled():
-            anomaly.check_lanes(val, off, self._vary, nr, self._op, self._labels.get,
+            anomaly.check_lanes(val, off, self._vary, nr, self._op, self._name,
                                 ex.first_nonfinite, "value")
 
     def forward(self, batch):
@@ -403,7 +449,7 @@ class Tape:
                         self._ext, self._layers)
             if anomaly.enabled():                # before any .grad changes
                 anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
-                                    self._labels.get, ex.first_nonfinite, "gradient",
+                                    self._name, ex.first_nonfinite, "gradient",
                                     reverse=True)
             for store, nodes, slots in self._groups:
                 ex.scatter_add(store._grad, adj, off, nodes, slots)
