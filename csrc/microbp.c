@@ -354,6 +354,31 @@ LANE_LOOP void layer_tile_backward(double *const *dx, int64_t r0, const double *
     store2(dx[3] + r0, a3); store2(dx[3] + r0 + 2, b3);
 }
 
+/* sums[t] = the lane sum of g[r] * x_t[r] (mul_grad_a, as lane_sum_strided
+ * makes it: lane r into running sum r % 4, each from -0.0, then (s0 + s1) +
+ * (s2 + s3)) for TILE_J = 4 inputs at once: 8 independent sums in registers */
+LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *const *x,
+                               int64_t nrows) {
+    const lanes2 z = splat2(-0.0);
+    lanes2 a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+        const lanes2 ga = load2(g + r), gb = load2(g + r + 2);
+        a0 = a0 + ga * load2(x[0] + r); b0 = b0 + gb * load2(x[0] + r + 2);
+        a1 = a1 + ga * load2(x[1] + r); b1 = b1 + gb * load2(x[1] + r + 2);
+        a2 = a2 + ga * load2(x[2] + r); b2 = b2 + gb * load2(x[2] + r + 2);
+        a3 = a3 + ga * load2(x[3] + r); b3 = b3 + gb * load2(x[3] + r + 2);
+    }
+    lanes2 acc[4][2] = {{a0, b0}, {a1, b1}, {a2, b2}, {a3, b3}};
+    for (int t = 0; t < 4; t++) {
+        double s0 = acc[t][0][0], s1 = acc[t][0][1], s2 = acc[t][1][0], s3 = acc[t][1][1];
+        if (r < nrows) s0 += g[r] * x[t][r];
+        if (r + 1 < nrows) s1 += g[r + 1] * x[t][r + 1];
+        if (r + 2 < nrows) s2 += g[r + 2] * x[t][r + 2];
+        sums[t] = (s0 + s1) + (s2 + s3);
+    }
+}
+
 static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
                                 const double *const *g, const double *w, int64_t count) {
     for (int t = 0; t < nt; t++)
@@ -388,19 +413,27 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
             for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
         if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count);
     }
-    /* the bases and weights, as lin_backward makes them: lin count-1 first,
-     * terms last to first, the base just before term 0 */
+    /* the bases and weights: their lane sums first, four inputs at a time
+     * (layer_tile_sums), then added as lin_backward adds them: lin count-1
+     * first, terms last to first, the base just before term 0 */
+    double *sums = malloc(sizeof(double) * (size_t)(k + TILE_J));    /* + padding */
+    const double **x = malloc(sizeof(double *) * (size_t)(k + TILE_J));
+    if (!sums || !x) { free(sums); free(x); free(g); free(w); return MBP_ENOMEM; }
+    for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
+    for (int32_t s = k; s < k + TILE_J; s++) x[s] = x[0];     /* padding, never used */
     for (int64_t j = count - 1; j >= 0; j--) {
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
         const double *G = adj + offset[node];
+        for (int32_t s0 = 0; s0 < k; s0 += TILE_J) layer_tile_sums(sums + s0, G, x + s0, nrows);
+        const double base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
         for (int32_t s = k - 1; s >= 0; s--) {
-            if (s == 0)
-                adj[offset[in_a[node]]] += lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
-            const double *P = val + offset[t[2 * s]], *X = val + offset[t[2 * s + 1]];
-            adj[offset[t[2 * s]]] += lane_sum_strided(nrows, G, G, P, 0, X, 1, mul_grad_a);
+            if (s == 0) adj[offset[in_a[node]]] += base;
+            adj[offset[t[2 * s]]] += sums[s];
         }
     }
+    free(sums);
+    free(x);
     free(g);
     free(w);
     return MBP_OK;
@@ -409,26 +442,33 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
 /* ------------------------------------------------------------------------ */
 /* the three sweeps                                                           */
 
-int mbp_forward(double *val, int64_t nval,
-                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
-    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
-    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
-    if (e) return e;
+/* a checked tape, as the sweeps read it */
+struct tape {
+    const int32_t *op, *in_a, *in_b;
+    const uint8_t *varies;
+    const int64_t *offset;
+    int64_t nnodes, nrows;
+    const int32_t *terms, *layers;
+    int64_t nlayers;
+};
+
+static int forward_sweep(double *val, const struct tape *t) {
+    const int32_t *op = t->op, *in_a = t->in_a, *in_b = t->in_b, *terms = t->terms;
+    const uint8_t *varies = t->varies;
+    const int64_t *offset = t->offset;
     int64_t L = 0;                                     /* the next layer */
-    for (int64_t i = 0; i < nnodes; i++) {
+    for (int64_t i = 0; i < t->nnodes; i++) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
-        if (L < nlayers && i == layers[2 * L]) {
-            const int64_t count = layers[2 * L + 1];
-            e = layer_forward(val, offset, in_a, in_b, terms, i, count, nrows);
+        if (L < t->nlayers && i == t->layers[2 * L]) {
+            const int64_t count = t->layers[2 * L + 1];
+            const int e = layer_forward(val, offset, in_a, in_b, terms, i, count, t->nrows);
             if (e) return e;
             i += count - 1;
             L++;
             continue;
         }
-        const int64_t w = varies[i] ? nrows : 1;       /* lanes of this node */
+        const int64_t w = varies[i] ? t->nrows : 1;    /* lanes of this node */
         if (o == OP_LIN) {
             lin_forward(val + offset[i], w, val, offset, varies, in_a[i],
                         terms + in_b[i] + 1, terms[in_b[i]]);
@@ -441,27 +481,25 @@ int mbp_forward(double *val, int64_t nval,
     return MBP_OK;
 }
 
-int mbp_backward(double *adj, const double *val, int64_t nval,
-                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
-    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
-    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
-    if (e) return e;
-    int64_t L = nlayers - 1;                           /* the next layer, going down */
-    const int64_t root = offset[nnodes - 1];
-    const int64_t used = root + (varies[nnodes - 1] ? nrows : 1);
+static int backward_sweep(double *adj, const double *val, const struct tape *t) {
+    const int32_t *op = t->op, *in_a = t->in_a, *in_b = t->in_b, *terms = t->terms;
+    const uint8_t *varies = t->varies;
+    const int64_t *offset = t->offset, n = t->nnodes, nrows = t->nrows;
+    int64_t L = t->nlayers - 1;                        /* the next layer, going down */
+    const int64_t root = offset[n - 1];
+    const int64_t used = root + (varies[n - 1] ? nrows : 1);
     for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
     /* seed: d(sum over rows of the root) / d root: 1 per lane, or nrows for a
      * root that is the same in every row */
-    if (varies[nnodes - 1]) for (int64_t r = 0; r < nrows; r++) adj[root + r] = 1.0;
+    if (varies[n - 1]) for (int64_t r = 0; r < nrows; r++) adj[root + r] = 1.0;
     else adj[root] = (double)nrows;
-    for (int64_t i = nnodes - 1; i >= 0; i--) {
+    for (int64_t i = n - 1; i >= 0; i--) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST) continue;
-        if (L >= 0 && i == layers[2 * L] + layers[2 * L + 1] - 1) {
-            const int64_t first = layers[2 * L];
-            e = layer_backward(adj, val, offset, in_a, in_b, terms, first, i - first + 1, nrows);
+        if (L >= 0 && i == t->layers[2 * L] + t->layers[2 * L + 1] - 1) {
+            const int64_t first = t->layers[2 * L];
+            const int e = layer_backward(adj, val, offset, in_a, in_b, terms, first,
+                                         i - first + 1, nrows);
             if (e) return e;
             i = first;
             L--;
@@ -478,6 +516,40 @@ int mbp_backward(double *adj, const double *val, int64_t nval,
                     val + offset[a], varies[a], val + offset[b], varies[b]);
     }
     return MBP_OK;
+}
+
+/* check a tape and its layers against nval values, and describe it */
+static int checked_tape(struct tape *t, int64_t nval,
+                        const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                        const uint8_t *varies, const int64_t *offset, int64_t nnodes,
+                        int64_t nrows, const int32_t *terms, int64_t nterms,
+                        const int32_t *layers, int64_t nlayers) {
+    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
+    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
+    const struct tape checked = {op, in_a, in_b, varies, offset, nnodes, nrows, terms,
+                                 layers, nlayers};
+    *t = checked;
+    return e;
+}
+
+int mbp_forward(double *val, int64_t nval,
+                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+    struct tape t;
+    const int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows,
+                               terms, nterms, layers, nlayers);
+    return e ? e : forward_sweep(val, &t);
+}
+
+int mbp_backward(double *adj, const double *val, int64_t nval,
+                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+    struct tape t;
+    const int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows,
+                               terms, nterms, layers, nlayers);
+    return e ? e : backward_sweep(adj, val, &t);
 }
 
 int mbp_tangent(double *tan, const double *val, int64_t nval,
@@ -559,14 +631,42 @@ int mbp_load_rows(double *val, int64_t nval, const int64_t *offset, int64_t nnod
 /* ------------------------------------------------------------------------ */
 /* optimizers (microbp/optim.py holds the Python twins, beside each class)    */
 
-int mbp_sgd(double *data, const double *grad, int64_t nslots,
-            const int32_t *slots, int64_t k, double lr) {
-    const int e = check_slots(slots, k, nslots);
-    if (e) return e;
+/* the updates themselves; the kernels below and mbp_fit check first */
+static void sgd_update(double *data, const double *grad, const int32_t *slots, int64_t k,
+                       double lr) {
     for (int64_t j = 0; j < k; j++) {
         const int32_t s = slots[j];
         data[s] = data[s] - lr * grad[s];
     }
+}
+
+static void momentum_update(double *data, double *vel, const double *grad,
+                            const int32_t *slots, int64_t k, double lr, double mu) {
+    for (int64_t j = 0; j < k; j++) {
+        const int32_t s = slots[j];
+        vel[j] = mu * vel[j] - lr * grad[s];          /* v <- mu v - lr g */
+        data[s] = data[s] + vel[j];                    /* w <- w + v */
+    }
+}
+
+static void adam_update(double *data, double *m, double *v, const double *grad,
+                        const int32_t *slots, int64_t k, double lr, double beta1, double beta2,
+                        double eps, double bc1, double bc2) {
+    for (int64_t j = 0; j < k; j++) {
+        const int32_t s = slots[j];
+        const double gr = grad[s];
+        m[j] = beta1 * m[j] + (1.0 - beta1) * gr;
+        v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr);
+        const double mhat = m[j] / bc1, vhat = v[j] / bc2;   /* bias correction */
+        data[s] = data[s] - lr * mhat / (sqrt(vhat) + eps);
+    }
+}
+
+int mbp_sgd(double *data, const double *grad, int64_t nslots,
+            const int32_t *slots, int64_t k, double lr) {
+    const int e = check_slots(slots, k, nslots);
+    if (e) return e;
+    sgd_update(data, grad, slots, k, lr);
     return MBP_OK;
 }
 
@@ -574,11 +674,7 @@ int mbp_momentum(double *data, double *vel, const double *grad, int64_t nslots,
                  int64_t nstate, const int32_t *slots, int64_t k, double lr, double mu) {
     const int e = k > nstate ? MBP_ESIZE : check_slots(slots, k, nslots);
     if (e) return e;
-    for (int64_t j = 0; j < k; j++) {
-        const int32_t s = slots[j];
-        vel[j] = mu * vel[j] - lr * grad[s];          /* v <- mu v - lr g */
-        data[s] = data[s] + vel[j];                    /* w <- w + v */
-    }
+    momentum_update(data, vel, grad, slots, k, lr, mu);
     return MBP_OK;
 }
 
@@ -587,13 +683,53 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
              double beta2, double eps, double bc1, double bc2) {
     const int e = k > nstate ? MBP_ESIZE : check_slots(slots, k, nslots);
     if (e) return e;
-    for (int64_t j = 0; j < k; j++) {
-        const int32_t s = slots[j];
-        const double gr = grad[s];
-        m[j] = beta1 * m[j] + (1.0 - beta1) * gr;
-        v[j] = beta2 * v[j] + (1.0 - beta2) * (gr * gr);
-        const double mhat = m[j] / bc1, vhat = v[j] / bc2;   /* bias correction */
-        data[s] = data[s] - lr * mhat / (sqrt(vhat) + eps);
+    adam_update(data, m, v, grad, slots, k, lr, beta1, beta2, eps, bc1, bc2);
+    return MBP_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* whole training steps in one call (Tape.fit; optim.py's step() order)       */
+
+int mbp_fit(double *val, double *adj, int64_t nval,
+            const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+            const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+            const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+            const int32_t *pnodes, const int32_t *pslots, int64_t np,
+            double *data, double *grad, int64_t nslots,
+            const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
+            double *s1, double *s2, int64_t nstate,
+            int64_t t0, int64_t steps, double *losses, int64_t nlosses) {
+    struct tape t;
+    int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows, terms,
+                         nterms, layers, nlayers);
+    if (!e) e = check_nodes(offset, nnodes, pnodes, np, 1, nval);
+    if (!e) e = check_slots(pslots, np, nslots);
+    if (!e) e = check_slots(oslots, no, nslots);
+    const int64_t need = kind == MBP_FIT_SGD ? 2 : kind == MBP_FIT_MOMENTUM ? 2 : 4;
+    if (!e && (kind < MBP_FIT_SGD || kind > MBP_FIT_ADAM || nhyper < need || steps < 0
+               || t0 < 0 || nlosses < steps || (kind != MBP_FIT_SGD && no > nstate)))
+        e = MBP_ESIZE;
+    if (e) return e;
+    const int64_t root = offset[nnodes - 1], width = varies[nnodes - 1] ? nrows : 1;
+    for (int64_t step = 0; step < steps; step++) {
+        const int64_t tt = t0 + step;                  /* the optimizer's step count */
+        for (int64_t j = 0; j < no; j++) grad[oslots[j]] = 0.0;            /* zero_grad */
+        for (int64_t j = 0; j < np; j++) val[offset[pnodes[j]]] = data[pslots[j]];
+        if ((e = forward_sweep(val, &t))) return e;
+        double loss = 0.0;                             /* sum of the rows' outputs */
+        for (int64_t r = 0; r < nrows; r++) loss += val[root + (width > 1 ? r : 0)];
+        losses[step] = loss;
+        if ((e = backward_sweep(adj, val, &t))) return e;
+        for (int64_t j = 0; j < np; j++) grad[pslots[j]] += adj[offset[pnodes[j]]];
+        if (kind == MBP_FIT_SGD) {
+            sgd_update(data, grad, oslots, no, hyper[0] / (1.0 + hyper[1] * (double)tt));
+        } else if (kind == MBP_FIT_MOMENTUM) {
+            momentum_update(data, s1, grad, oslots, no, hyper[0], hyper[1]);
+        } else {
+            const double n1 = (double)(tt + 1);
+            adam_update(data, s1, s2, grad, oslots, no, hyper[0], hyper[1], hyper[2], hyper[3],
+                        1.0 - pow(hyper[1], n1), 1.0 - pow(hyper[2], n1));
+        }
     }
     return MBP_OK;
 }

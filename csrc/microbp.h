@@ -74,6 +74,26 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
              int64_t nstate, const int32_t *slots, int64_t k, double lr, double beta1,
              double beta2, double eps, double bc1, double bc2);
 
+/* `steps` training steps on the batch already in the input lanes of val, each
+ * as optim.py and Tape make it: grad[oslots] = 0; val[offset[pnodes[j]]] =
+ * data[pslots[j]]; forward; losses[step] = the sum of the rows' outputs;
+ * backward; grad[pslots[j]] += adj[offset[pnodes[j]]]; then the optimizer's
+ * update of data[oslots] at step count t0 + step: kind MBP_FIT_SGD (hyper:
+ * lr, decay), MBP_FIT_MOMENTUM (lr, mu; velocity s1), MBP_FIT_ADAM (lr,
+ * beta1, beta2, eps; moments s1, s2) */
+#define MBP_FIT_SGD 0
+#define MBP_FIT_MOMENTUM 1
+#define MBP_FIT_ADAM 2
+int mbp_fit(double *val, double *adj, int64_t nval,
+            const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+            const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+            const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+            const int32_t *pnodes, const int32_t *pslots, int64_t np,
+            double *data, double *grad, int64_t nslots,
+            const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
+            double *s1, double *s2, int64_t nstate,
+            int64_t t0, int64_t steps, double *losses, int64_t nlosses);
+
 /* dst[slots[j]] = value (zero_grad) */
 int mbp_fill(double *dst, int64_t ndst, const int32_t *slots, int64_t k, double value);
 

@@ -115,6 +115,33 @@ def tangent(tan, val, op, a, b, vary, off, nr, ext=_NO_EXT):
                         check_rows(nr), pe, len(pe)), "tangent")
 
 
+_FIT_KINDS = {"sgd": lib.MBP_FIT_SGD, "momentum": lib.MBP_FIT_MOMENTUM, "adam": lib.MBP_FIT_ADAM}
+
+
+def fit(val, adj, op, a, b, vary, off, nr, ext, layers, pnodes, pslots, data, grad, oslots,
+        kind, hyper, s1, s2, t0, steps):
+    """`steps` training steps in one call (see mbp_fit); returns the losses."""
+    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+    pl = _layers(layers)
+    pn, ps, pos = _index("int32_t[]", pnodes), _index("int32_t[]", pslots), _index("int32_t[]", oslots)
+    if len(pn) != len(ps):
+        raise TapeError("nodes and slots must be of one length")
+    ph = _doubles(array("d", hyper))
+    losses = array("d", bytes(8 * max(steps, 1)))
+    pv = _out(val)
+    pd = _out(adj, pv)
+    pdata = _out(data, pv, pd)
+    pgrad = _out(grad, pv, pd, pdata)
+    p1 = _out(s1, pv, pd, pdata, pgrad)
+    p2 = _out(s2, pv, pd, pdata, pgrad, p1) if s2 is not s1 else p1
+    pl_out = _out(losses, pv, pd, pdata, pgrad, p1, p2)
+    _ok(lib.mbp_fit(pv, pd, min(len(pv), len(pd)), po, pa, pb, py, pf, n, check_rows(nr), pe,
+                    len(pe), pl, len(pl) // 2, pn, ps, len(pn), pdata, pgrad,
+                    min(len(pdata), len(pgrad)), pos, len(pos), _FIT_KINDS[kind], ph, len(ph),
+                    p1, p2, min(len(p1), len(p2)), t0, steps, pl_out, len(pl_out)), "fit")
+    return losses.tolist()[:steps]
+
+
 def backward_scalar(op, a, b, val):
     """Adjoints of every node of a one-row tape given as lists (eager backward)."""
     n = len(op)

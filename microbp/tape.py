@@ -57,16 +57,24 @@ class Batch:
                 raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
                                  "(one per input slot)")
         entries = list(chain.from_iterable(rows))
-        if set(map(type, entries)) != {float}:          # the one rule of checks.as_float
-            entries = [as_float(x, f"batch row {k // width if width else 0} entry "
-                                   f"{k % width if width else 0}")
-                       for k, x in enumerate(entries)]
-        flat = array("d", entries)
+        flat = None
+        if set(map(type, entries)) <= _NUMBERS:          # floats and ints: one copy
+            try:
+                flat = array("d", entries)
+            except OverflowError:                         # an int too large: named below
+                pass
+        if flat is None:                                  # the one rule of checks.as_float
+            flat = array("d", [as_float(x, f"batch row {k // width if width else 0} entry "
+                                           f"{k % width if width else 0}")
+                               for k, x in enumerate(entries)])
         self.rows, self.nrows, self.width = flat, len(rows), width
 
     def to_list(self):
         w = self.width
         return [self.rows[r * w:(r + 1) * w].tolist() for r in range(self.nrows)]
+
+
+_NUMBERS = {float, int}
 
 
 def _float64_rows(rows, width):
@@ -455,6 +463,75 @@ class Tape:
                 ex.scatter_add(store._grad, adj, off, nodes, slots)
             for i, v in self._plain:
                 v.grad += adj[off[i]]
+
+    def fit(self, batch, optimizer, steps=1, every=0, callback=None):
+        """Train: `steps` steps on `batch`, each exactly (bit for bit)
+
+            optimizer.zero_grad(); loss = sum(tape.forward(batch))
+            tape.backward(); optimizer.step()
+
+        and return the list of losses, one per step. In the C backend, when the
+        tape's parameters and the optimizer's are one store (a model's) and the
+        optimizer is SGD, Momentum or Adam, the steps run in one C call with no
+        Python work per step. `callback(step, loss)` is called every `every`
+        steps (step counted from 1) when both are given."""
+        from . import optim
+        batch = self._batch(batch)
+        if not isinstance(optimizer, optim.Optimizer):
+            raise TypeError(f"optimizer must be a microbp optimizer, not {type(optimizer).__name__}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"every must be an int >= 0, got {every!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+        if not self._single:
+            raise TypeError("fit needs a tape with one output (the loss of a row)")
+        chunk = every if (every and callback is not None) else steps
+        losses = []
+        while len(losses) < steps:
+            k = min(chunk, steps - len(losses))
+            losses += self._fit_chunk(batch, optimizer, k)
+            if callback is not None and every and len(losses) % every == 0:
+                callback(len(losses), losses[-1])
+        return losses
+
+    def _fit_chunk(self, batch, opt, k):
+        from . import optim
+        kind = {optim.SGD: "sgd", optim.Momentum: "momentum", optim.Adam: "adam"}.get(type(opt))
+        fast = (executor().__name__.endswith("cexec") and kind is not None
+                and not anomaly.enabled() and len(self._groups) == 1 and not self._plain
+                and len(opt._groups) == 1 and not opt._plain
+                and opt._groups[0][0] is self._groups[0][0])
+        if not fast:
+            losses = []
+            for _ in range(k):
+                opt.zero_grad()
+                losses.append(sum(self.forward(batch)))
+                self.backward()
+                opt.step()
+            return losses
+        ex = executor()
+        store, nodes, slots = self._groups[0]
+        ostore, oslots = opt._groups[0]
+        if kind == "sgd":
+            hyper, s1, s2 = (opt.lr, opt.decay), array("d", [0.0]), array("d", [0.0])
+        elif kind == "momentum":
+            hyper, s1, s2 = (opt.lr, opt.mu), opt._vel[0], opt._vel[0]
+        else:
+            hyper, s1, s2 = (opt.lr, opt.beta1, opt.beta2, opt.eps), opt._m[0], opt._v[0]
+        with self._lock:
+            self._ready = None
+            nr = batch.nrows
+            self._layout(nr)
+            if self._in_nodes:
+                ex.load_rows(self._val, self._off, self._in_nodes, self._columns(batch), nr)
+            losses = ex.fit(self._val, self._adj, self._op, self._a, self._b, self._vary,
+                            self._off, nr, self._ext, self._layers, nodes, slots, store._data,
+                            store._grad, oslots, kind, hyper, s1, s2, opt.steps, k)
+            opt.steps += k
+            self._ready = threading.get_ident()
+        return losses
 
     def _weights(self, weights):
         n = len(self._out_nodes)

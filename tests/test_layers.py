@@ -1,0 +1,152 @@
+"""Layers and Tape.fit: the recorder finds the layers of an MLP and the C core
+sweeps each as one (register tiles), and fit() runs whole training steps in
+one call; both give the very bits of the node-by-node sweeps and of the
+zero_grad / forward / backward / step loop, in both backends."""
+import struct
+from array import array
+
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+import microbp
+from microbp import Value, Tape, Batch, TapeError, nn, optim
+
+import executors
+
+HAVE_C = "c" in microbp.available_backends()
+BACKENDS = ["python", "c"] if HAVE_C else ["python"]
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def bits(xs):
+    return [struct.pack("<d", x) for x in xs]
+
+
+def mlp_tape(nin, widths, seed, act="relu", loss=True):
+    model = nn.MLP(nin, widths, act=act, seed=seed)
+    slots = [Value(0.0) for _ in range(nin + 1)]
+    out = model(slots[:nin])
+    if loss:
+        out = (out - slots[nin]) ** 2 + 1e-3 * sum(p * p for p in model.parameters())
+    return Tape(out, slots if loss else slots[:nin]), model
+
+
+def rows_for(nin, nrows, seed):
+    import random
+    rng = random.Random(seed)
+    return [[rng.uniform(-2, 2) for _ in range(nin + 1)] for _ in range(nrows)]
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       st.integers(1, 13), st.integers(0, 99), st.sampled_from(["relu", "tanh", "sigmoid"]))
+def test_layers_give_the_bits_of_the_node_by_node_sweep(nin, widths, nrows, seed, act):
+    widths = widths + [1]
+    tape, model = mlp_tape(nin, widths, seed, act)
+    if max(widths[:-1]) >= 2:
+        assert len(tape._layers) >= 2                 # at least one layer found
+    rows = rows_for(nin, nrows, seed)
+    results = []
+    for be in BACKENDS:
+        with microbp.use_backend(be):
+            model.zero_grad()
+            out = tape.forward(rows)
+            tape.backward()
+            results.append(bits(out + [p.grad for p in model.parameters()]))
+    # the same tape swept node by node (no layers): the reference bits
+    ex = executors.executor("python")
+    val = array("d", tape._val)
+    ex.forward(val, tape._op, tape._a, tape._b, tape._vary, tape._off, nrows, tape._ext)
+    assert bits(tape._val) == bits(val)
+    assert all(r == results[0] for r in results)
+    if HAVE_C:
+        from microbp import cexec
+        adj_plain, adj_layers = array("d", tape._adj), array("d", tape._adj)
+        cexec.backward(adj_plain, tape._val, tape._op, tape._a, tape._b, tape._vary, tape._off,
+                       nrows, tape._ext)
+        cexec.backward(adj_layers, tape._val, tape._op, tape._a, tape._b, tape._vary,
+                       tape._off, nrows, tape._ext, tape._layers)
+        assert bits(adj_plain) == bits(adj_layers)
+
+
+OPTIMIZERS = {"sgd": lambda p: optim.SGD(p, lr=0.005, decay=0.01),
+              "momentum": lambda p: optim.Momentum(p, lr=0.002, mu=0.9),
+              "adam": lambda p: optim.Adam(p, lr=0.01)}
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("widths", [[5, 1], [8, 3, 1], [4, 4, 1]])
+def test_fit_gives_the_bits_of_the_training_loop(kind, widths):
+    rows = rows_for(3, 11, 1)
+    ref = None
+    for be in BACKENDS:
+        for use_fit in (False, True):
+            tape, model = mlp_tape(3, widths, 7)
+            opt = OPTIMIZERS[kind](model.parameters())
+            with microbp.use_backend(be):
+                if use_fit:
+                    seen = []
+                    losses = tape.fit(rows, opt, 6, every=2,
+                                      callback=lambda k, loss: seen.append((k, loss)))
+                    assert [k for k, _ in seen] == [2, 4, 6]
+                    assert [l for _, l in seen] == [losses[1], losses[3], losses[5]]
+                else:
+                    losses = []
+                    for _ in range(6):
+                        opt.zero_grad()
+                        losses.append(sum(tape.forward(rows)))
+                        tape.backward()
+                        opt.step()
+            got = bits(losses + [p.data for p in model.parameters()]
+                       + [p.grad for p in model.parameters()]) + [opt.steps]
+            ref = ref or got
+            assert got == ref, (be, use_fit)
+    assert struct.unpack("<d", ref[5])[0] < struct.unpack("<d", ref[0])[0]    # it learns
+
+
+def test_fit_with_plain_values_and_two_optimizers_falls_back_to_the_loop():
+    w, b, x, y = Value(0.5), Value(0.0), Value(0.0), Value(0.0)
+    tape = Tape((w * x + b - y) ** 2, [x, y])
+    opt = optim.SGD([w, b], lr=0.1)
+    losses = tape.fit([[1.0, 2.0], [2.0, 3.0]], opt, 30)
+    assert losses[-1] < losses[0] and opt.steps == 30
+
+
+def test_fit_bad_arguments():
+    tape, model = mlp_tape(2, [3, 1], 0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    rows = rows_for(2, 3, 0)
+    with pytest.raises(TypeError):
+        tape.fit(rows, "sgd")
+    with pytest.raises(ValueError):
+        tape.fit(rows, opt, -1)
+    with pytest.raises(ValueError):
+        tape.fit(rows, opt, 2, every=-1)
+    with pytest.raises(TypeError):
+        tape.fit(rows, opt, 2, every=1, callback=3)
+    p0, p1 = model.parameters()[:2]
+    two = Tape([p0 * 1.0, p1 * 1.0], [])
+    with pytest.raises(TypeError, match="one output"):
+        two.fit([[]], opt)
+    assert tape.fit(rows, opt, 0) == [] and opt.steps == 0
+
+
+@pytest.mark.parametrize("damage", ["odd", "not-lin", "overlap", "count-zero", "past-end",
+                                    "mixed-inputs"])
+def test_malformed_layers_are_refused_alike(damage):
+    tape, model = mlp_tape(2, [4, 4, 1], 0)
+    tape.forward(rows_for(2, 3, 0))
+    layers = list(tape._layers)
+    first, count = layers[0], layers[1]
+    bad = {"odd": layers[:3], "not-lin": [0, 2], "overlap": layers[:2] + [first + 1, 2],
+           "count-zero": [first, 0], "past-end": [first, tape.num_nodes],
+           "mixed-inputs": [first, count + 4]}[damage]
+    outcomes = []
+    for be in BACKENDS:
+        ex = executors.executor(be)
+        val = array("d", tape._val)
+        with pytest.raises(TapeError):
+            ex.forward(val, tape._op, tape._a, tape._b, tape._vary, tape._off, 3, tape._ext,
+                       array("i", bad))
+        outcomes.append(bits(val))
+    assert all(o == outcomes[0] for o in outcomes)
