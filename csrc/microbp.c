@@ -230,7 +230,7 @@ static void lin_tangent(double *tout, int64_t w, const double *val, const double
  * lin_forward, and backward makes the contributions of lin_backward in the
  * same order into each adjoint: bit-identical, fewer loads and stores.      */
 
-enum { TILE_J = 4, TILE_R = 4 };
+enum { TILE_J = 8, TILE_R = 4 };
 
 static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                         const uint8_t *varies, int64_t nnodes,
@@ -257,34 +257,35 @@ static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *i
     return MBP_OK;
 }
 
-/* Two lanes at a time (vector_size 16: SSE2 on x86-64, NEON on arm64; each
- * lane is one IEEE double operation, the very arithmetic of the scalar loops). */
-typedef double lanes2 __attribute__((vector_size(16)));
+/* Four lanes at a time (vector_size 32: one AVX2 register, or two SSE2 ones;
+ * each lane is one IEEE double operation, the very arithmetic of the scalar
+ * loops, never fused). */
+typedef double lanes4 __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+#define UNROLL _Pragma("GCC unroll 8")                /* keeps a tile in registers */
+#else
+#define UNROLL
+#endif
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"      /* static functions: no ABI to keep */
+#endif
 
-static inline lanes2 load2(const double *p) { lanes2 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store2(double *p, lanes2 v) { memcpy(p, &v, sizeof v); }
-static inline lanes2 splat2(double x) { lanes2 v = {x, x}; return v; }
+static inline lanes4 load4(const double *p) { lanes4 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store4(double *p, lanes4 v) { memcpy(p, &v, sizeof v); }
+static inline lanes4 splat4(double x) { lanes4 v = {x, x, x, x}; return v; }
 
 /* out_j[r0 + r] = base_j + sum over t of w[t][j] * x_t[r0 + r], for a tile of
- * TILE_J = 4 outputs and TILE_R = 4 lanes held in 8 registers */
+ * TILE_J = 8 outputs and TILE_R = 4 lanes held in 8 vector registers */
 LANE_LOOP void layer_tile_forward(double *const *out, int64_t r0, const double *base,
                                   const double *w, const double *const *x, int32_t k) {
-    lanes2 a0 = splat2(base[0]), b0 = a0, a1 = splat2(base[1]), b1 = a1;
-    lanes2 a2 = splat2(base[2]), b2 = a2, a3 = splat2(base[3]), b3 = a3;
+    lanes4 acc[TILE_J];
+    UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = splat4(base[j]);
     for (int32_t t = 0; t < k; t++) {
-        const lanes2 xa = load2(x[t] + r0), xb = load2(x[t] + r0 + 2);
+        const lanes4 xt = load4(x[t] + r0);
         const double *wt = w + t * TILE_J;
-        const lanes2 w0 = splat2(wt[0]), w1 = splat2(wt[1]), w2 = splat2(wt[2]),
-                     w3 = splat2(wt[3]);
-        a0 = a0 + w0 * xa; b0 = b0 + w0 * xb;
-        a1 = a1 + w1 * xa; b1 = b1 + w1 * xb;
-        a2 = a2 + w2 * xa; b2 = b2 + w2 * xb;
-        a3 = a3 + w3 * xa; b3 = b3 + w3 * xb;
+        UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = acc[j] + splat4(wt[j]) * xt;
     }
-    store2(out[0] + r0, a0); store2(out[0] + r0 + 2, b0);
-    store2(out[1] + r0, a1); store2(out[1] + r0 + 2, b1);
-    store2(out[2] + r0, a2); store2(out[2] + r0 + 2, b2);
-    store2(out[3] + r0, a3); store2(out[3] + r0 + 2, b3);
+    UNROLL for (int j = 0; j < TILE_J; j++) store4(out[j] + r0, acc[j]);
 }
 
 /* the same for the lanes and outputs at the edges of the tiles */
@@ -299,8 +300,17 @@ static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t n
         }
 }
 
+/* The layer sweeps are built twice on x86-64 with GCC: for AVX2 and for the
+ * baseline, the loader picking one at run time (no -march flag: wheels stay
+ * portable). Both do the same IEEE operations: the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MBP_NO_CLONES)
+#define LAYER_SWEEP static __attribute__((target_clones("avx2", "default")))
+#else
+#define LAYER_SWEEP static
+#endif
+
 /* scratch: k pointers to the inputs' lanes and k x TILE_J weights */
-static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
+LAYER_SWEEP int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
                          const int32_t *in_b, const int32_t *terms,
                          int64_t first, int64_t count, int64_t nrows) {
     const int32_t k = terms[in_b[first]];
@@ -331,47 +341,35 @@ static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a
 
 /* adj_x_t[r] += g_j[r] * w[j][t] for j = count-1 down to 0: the inputs'
  * contributions in the order the unfused sweep makes them, for a tile of
- * TILE_J = 4 inputs and TILE_R = 4 lanes held in 8 registers */
+ * TILE_J = 8 inputs and TILE_R = 4 lanes held in 8 vector registers */
 LANE_LOOP void layer_tile_backward(double *const *dx, int64_t r0, const double *const *g,
                                    const double *w, int64_t count) {
-    lanes2 a0 = load2(dx[0] + r0), b0 = load2(dx[0] + r0 + 2);
-    lanes2 a1 = load2(dx[1] + r0), b1 = load2(dx[1] + r0 + 2);
-    lanes2 a2 = load2(dx[2] + r0), b2 = load2(dx[2] + r0 + 2);
-    lanes2 a3 = load2(dx[3] + r0), b3 = load2(dx[3] + r0 + 2);
+    lanes4 acc[TILE_J];
+    UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = load4(dx[t] + r0);
     for (int64_t j = count - 1; j >= 0; j--) {
-        const lanes2 ga = load2(g[j] + r0), gb = load2(g[j] + r0 + 2);
+        const lanes4 gj = load4(g[j] + r0);
         const double *wj = w + j * TILE_J;
-        const lanes2 w0 = splat2(wj[0]), w1 = splat2(wj[1]), w2 = splat2(wj[2]),
-                     w3 = splat2(wj[3]);
-        a0 = a0 + ga * w0; b0 = b0 + gb * w0;
-        a1 = a1 + ga * w1; b1 = b1 + gb * w1;
-        a2 = a2 + ga * w2; b2 = b2 + gb * w2;
-        a3 = a3 + ga * w3; b3 = b3 + gb * w3;
+        UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
     }
-    store2(dx[0] + r0, a0); store2(dx[0] + r0 + 2, b0);
-    store2(dx[1] + r0, a1); store2(dx[1] + r0 + 2, b1);
-    store2(dx[2] + r0, a2); store2(dx[2] + r0 + 2, b2);
-    store2(dx[3] + r0, a3); store2(dx[3] + r0 + 2, b3);
+    UNROLL for (int t = 0; t < TILE_J; t++) store4(dx[t] + r0, acc[t]);
 }
 
 /* sums[t] = the lane sum of g[r] * x_t[r] (mul_grad_a, as lane_sum_strided
  * makes it: lane r into running sum r % 4, each from -0.0, then (s0 + s1) +
- * (s2 + s3)) for TILE_J = 4 inputs at once: 8 independent sums in registers */
+ * (s2 + s3)) for TILE_S = 8 inputs at once: one vector of the four running
+ * sums per input, 8 independent chains */
+enum { TILE_S = 8 };
 LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *const *x,
                                int64_t nrows) {
-    const lanes2 z = splat2(-0.0);
-    lanes2 a0 = z, b0 = z, a1 = z, b1 = z, a2 = z, b2 = z, a3 = z, b3 = z;
+    lanes4 s[TILE_S];
+    UNROLL for (int t = 0; t < TILE_S; t++) s[t] = splat4(-0.0);
     int64_t r = 0;
     for (; r + 4 <= nrows; r += 4) {
-        const lanes2 ga = load2(g + r), gb = load2(g + r + 2);
-        a0 = a0 + ga * load2(x[0] + r); b0 = b0 + gb * load2(x[0] + r + 2);
-        a1 = a1 + ga * load2(x[1] + r); b1 = b1 + gb * load2(x[1] + r + 2);
-        a2 = a2 + ga * load2(x[2] + r); b2 = b2 + gb * load2(x[2] + r + 2);
-        a3 = a3 + ga * load2(x[3] + r); b3 = b3 + gb * load2(x[3] + r + 2);
+        const lanes4 gr = load4(g + r);
+        UNROLL for (int t = 0; t < TILE_S; t++) s[t] = s[t] + gr * load4(x[t] + r);
     }
-    lanes2 acc[4][2] = {{a0, b0}, {a1, b1}, {a2, b2}, {a3, b3}};
-    for (int t = 0; t < 4; t++) {
-        double s0 = acc[t][0][0], s1 = acc[t][0][1], s2 = acc[t][1][0], s3 = acc[t][1][1];
+    for (int t = 0; t < TILE_S; t++) {
+        double s0 = s[t][0], s1 = s[t][1], s2 = s[t][2], s3 = s[t][3];
         if (r < nrows) s0 += g[r] * x[t][r];
         if (r + 1 < nrows) s1 += g[r + 1] * x[t][r + 1];
         if (r + 2 < nrows) s2 += g[r + 2] * x[t][r + 2];
@@ -389,7 +387,7 @@ static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t n
         }
 }
 
-static int layer_backward(double *adj, const double *val, const int64_t *offset,
+LAYER_SWEEP int layer_backward(double *adj, const double *val, const int64_t *offset,
                           const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
                           int64_t first, int64_t count, int64_t nrows) {
     const int32_t k = terms[in_b[first]];
@@ -416,16 +414,16 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
     /* the bases and weights: their lane sums first, four inputs at a time
      * (layer_tile_sums), then added as lin_backward adds them: lin count-1
      * first, terms last to first, the base just before term 0 */
-    double *sums = malloc(sizeof(double) * (size_t)(k + TILE_J));    /* + padding */
-    const double **x = malloc(sizeof(double *) * (size_t)(k + TILE_J));
+    double *sums = malloc(sizeof(double) * (size_t)(k + TILE_S));    /* + padding */
+    const double **x = malloc(sizeof(double *) * (size_t)(k + TILE_S));
     if (!sums || !x) { free(sums); free(x); free(g); free(w); return MBP_ENOMEM; }
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
-    for (int32_t s = k; s < k + TILE_J; s++) x[s] = x[0];     /* padding, never used */
+    for (int32_t s = k; s < k + TILE_S; s++) x[s] = x[0];     /* padding, never used */
     for (int64_t j = count - 1; j >= 0; j--) {
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
         const double *G = adj + offset[node];
-        for (int32_t s0 = 0; s0 < k; s0 += TILE_J) layer_tile_sums(sums + s0, G, x + s0, nrows);
+        for (int32_t s0 = 0; s0 < k; s0 += TILE_S) layer_tile_sums(sums + s0, G, x + s0, nrows);
         const double base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
         for (int32_t s = k - 1; s >= 0; s--) {
             if (s == 0) adj[offset[in_a[node]]] += base;
