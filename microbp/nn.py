@@ -51,7 +51,7 @@ def _positive_int(x, name):
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name} must be an int, not {type(x).__name__}")
     if not 1 <= x <= MAX_SIZE:
-        raise ValueError(f"{name} must be an int from 1 to {MAX_SIZE}, got {x!r}")
+        raise ValueError(f"{name} must be a positive int (at most {MAX_SIZE}), got {x!r}")
     return int(x)
 
 
@@ -126,6 +126,25 @@ class Module:
         """Set the .grad of every parameter to 0."""
         for p in self.parameters():
             p.grad = 0.0
+
+    @classmethod
+    def expected_parameters(cls, config):
+        """How many parameters cls(**config) will have, from config alone, for
+        Neuron, Layer, MLP and subclasses that build models the same way;
+        None when that cannot be told. serialize checks a file with it
+        before building anything."""
+        base = next((b for b in (MLP, Layer, Neuron) if issubclass(cls, b)), None)
+        if base is None or any(getattr(cls, f) is not getattr(base, f)
+                               for f in ("__init__", "parameters", "named_parameters")):
+            return None
+        get, bias = config.get, config.get("bias", True)
+        nouts = (get("nouts") if isinstance(get("nouts"), list) else [None] if base is MLP
+                 else [get("nout")] if base is Layer else [1])
+        sizes = [get("nin")] + nouts
+        if type(bias) is not bool or len(sizes) < 2 or any(type(n) is not int or n < 1
+                                                           for n in sizes):
+            return None
+        return sum(n * (fan_in + bias) for fan_in, n in zip(sizes, sizes[1:]))
 
     def to_torch(self):
         """An equivalent float64 torch.nn.Sequential (see microbp.torch_bridge);

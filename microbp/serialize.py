@@ -177,22 +177,11 @@ def _mismatch(found, mine):
 
 
 def _size(cls, config):
-    """How many parameters cls(**config) will have, from config alone, for the
-    classes of microbp.nn (and subclasses that build models the same way);
-    None when that cannot be told (the constructor then judges config)."""
-    from . import nn                    # nn imports this module: import when used
-    base = next((b for b in (nn.MLP, nn.Layer, nn.Neuron) if issubclass(cls, b)), None)
-    if base is None or any(getattr(cls, f) is not getattr(base, f)
-                           for f in ("__init__", "parameters", "named_parameters")):
-        return None
-    get, bias = config.get, config.get("bias", True)
-    nouts = (get("nouts") if isinstance(get("nouts"), list) else [None] if base is nn.MLP
-             else [get("nout")] if base is nn.Layer else [1])
-    sizes = [get("nin")] + nouts
-    if type(bias) is not bool or len(sizes) < 2 or any(type(n) is not int or n < 1
-                                                       for n in sizes):
-        return None
-    return sum(n * (fan_in + bias) for fan_in, n in zip(sizes, sizes[1:]))
+    """How many parameters cls(**config) will have, from config alone (a
+    Module's expected_parameters; None when that cannot be told: the
+    constructor then judges config)."""
+    expected = getattr(cls, "expected_parameters", None)
+    return expected(config) if callable(expected) else None
 
 
 # ---------------------------------------------------------------------------
