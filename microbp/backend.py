@@ -6,12 +6,18 @@ import, default "auto"). set_backend() changes it for the whole process;
 `with use_backend(name):` changes it for the current thread only, until the
 block ends. get_backend() names the backend in force ("c" or "python").
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
+from types import ModuleType
+from typing import Iterator, Optional
 
 CHOICES = ("auto", "c", "python")
 
+_cexec: Optional[ModuleType]
+_C_ERROR: Optional[ImportError]
 try:
     from . import cexec as _cexec
     _C_ERROR = None
