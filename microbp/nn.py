@@ -31,12 +31,10 @@ import random
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import serialize
+from .checks import PathLike, Seed
 from .engine import Operand, Value, as_value
 from .params import ParamStore
-from .serialize import PathLike
 
-# a source of initial weights: None (seeded by the OS), an int seed, or a Random
-Seed = Union[None, int, random.Random]
 M = TypeVar("M", bound="Module")
 
 # activation name -> the Value method that applies it (None: identity)

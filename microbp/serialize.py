@@ -29,16 +29,15 @@ import numbers
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Optional, TypeVar, Union, TYPE_CHECKING
+from typing import Any, TypeVar, Union, TYPE_CHECKING
 
 from .atomicfile import write_atomic
+from .checks import PathLike
 from .engine import Value
 
 if TYPE_CHECKING:
     from .nn import Module
 
-# a file path, as open() takes it
-PathLike = Union[str, os.PathLike[str]]
 M = TypeVar("M", bound="Module")
 
 FORMAT = "microbp"
