@@ -314,8 +314,9 @@ def no_grad() -> Iterator[None]:
 
 
 def leaf_init(v: Value, label: str) -> None:
-    """Set the Value slots of a new leaf `v` other than data and grad (for
-    Value subclasses that keep those elsewhere, as params.Parameter does)."""
+    """Set the Value slots of a new leaf `v` other than data and grad, with
+    `label` (for Value subclasses that keep those elsewhere, as
+    params.Parameter does). No checks: the caller checked label."""
     v.label = label
     v._op = LEAF
     v._a = v._b = None

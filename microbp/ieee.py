@@ -67,7 +67,7 @@ def sqrt(x: float) -> float:
 
 
 def sign(x: float) -> float:
-    """sign(+-0) = 0 and sign(nan) = 0, like torch.sign."""
+    """The sign of x: 1.0, -1.0, or 0.0 for +-0 and nan, like torch.sign."""
     if x > 0.0:
         return 1.0
     if x < 0.0:

@@ -90,8 +90,8 @@ class Progress:
     def plot(self, metric: str = "loss", path: Optional[PathLike] = None,
              stream: Optional[TextIO] = None, width: int = 60) -> str:
         """The curve of `metric` over the updates so far, drawn by the module's
-        plot() (a picture at path, or a text line to `stream`, default this
-        Progress's stream); returns what plot() returns. ValueError if no
+        plot() (a picture at path, or a text line of at most `width` bars to
+        `stream`, default this Progress's stream); returns what plot() returns. ValueError if no
         metric of that name was reported; otherwise the errors of plot()."""
         if metric not in self.history:
             known = ", ".join(self.history) or "none yet"

@@ -348,8 +348,8 @@ def load_into(module: M, path: PathLike) -> M:
 
 
 def load_new(cls: type[M], path: PathLike) -> M:
-    """A new cls built from the "model" description in the file, with its
-    parameters loaded from the file. A description of a model with more
+    """A new cls built from the "model" description in the file at path, with
+    its parameters loaded from the file. A description of a model with more
     parameters than the file holds is refused before anything is built.
     FormatError (a ValueError) for a bad file, another class, or arguments
     the constructor refuses; OSError if it cannot be read."""
