@@ -139,10 +139,12 @@ def _parameter(store, slot, label):
     return p
 
 
-def groups(values):
+def groups(values: list[Value]) -> tuple[list[tuple[ParamStore, bytes, list[int]]], list[int]]:
     """Where each of `values` (leaf Values) lives: [(store, slots, positions)]
     for the Parameters, grouped by store (values[positions[j]] is slot
     slots[j], slots as bytes of int32), and the positions of plain Values."""
+    by_store: dict[int, tuple[ParamStore, array[int], list[int]]]
+    plain: list[int]
     by_store, plain = {}, []
     for pos, v in enumerate(values):
         if isinstance(v, Parameter):
