@@ -20,7 +20,7 @@ Biases start at 0.
 
 Parameters have names that follow the structure ("layers.0.neurons.3.w.1",
 "layers.0.neurons.3.b"); model.state_dict() / load_state_dict() and
-model.save(path) / MLP.load(path) / model.load(path) keep them exactly
+model.save(path) / MLP.from_file(path) / model.load(path) keep them exactly
 (microbp.serialize: JSON, atomic writes, checked loads).
 """
 from __future__ import annotations
