@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: demo test test-python test-c test-nocc bench sanitize ops clean
+.PHONY: demo test test-python test-c test-nocc typecheck bench sanitize ops clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ bench: $(VENV)/.installed
 
 # The suite must never test only Python by accident: MICROBP_REQUIRE_C=1
 # fails the run when the C core did not build.
-test: test-nocc test-python test-c
+test: typecheck test-nocc test-python test-c
+
+# the type hints of the package, checked by the pinned mypy (the test extra)
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy microbp
 
 test-python: $(VENV)/.installed
 	MICROBP_REQUIRE_C=1 MICROBP_BACKEND=python $(PY) -m pytest

@@ -6,12 +6,18 @@ import, default "auto"). set_backend() changes it for the whole process;
 `with use_backend(name):` changes it for the current thread only, until the
 block ends. get_backend() names the backend in force ("c" or "python").
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
+from types import ModuleType
+from typing import Iterator, Optional
 
 CHOICES = ("auto", "c", "python")
 
+_cexec: Optional[ModuleType]
+_C_ERROR: Optional[ImportError]
 try:
     from . import cexec as _cexec
     _C_ERROR = None
@@ -26,12 +32,12 @@ class BackendError(ValueError):
     """An unknown backend name, or "c" asked for where it is not built."""
 
 
-def available_backends():
+def available_backends() -> list[str]:
     """The backends this installation can run: ["python"] or ["c", "python"]."""
     return ["c", "python"] if _cexec is not None else ["python"]
 
 
-def c_import_error():
+def c_import_error() -> Optional[ImportError]:
     """Why the C core is missing (an ImportError), or None when it is built."""
     return _C_ERROR
 
@@ -75,15 +81,21 @@ _default, _default_error = _from_environment()
 _local = threading.local()
 
 
-def set_backend(name):
-    """Use backend `name` ("auto", "c" or "python") in every thread from now on
-    (a thread inside `use_backend` keeps its own until the block ends)."""
+def set_backend(name: str) -> None:
+    """Use backend `name` ("auto", "c" or "python"; case and surrounding spaces
+    ignored) in every thread from now on (a thread inside `use_backend` keeps
+    its own until the block ends). TypeError if name is not a str;
+    BackendError (a ValueError) for an unknown name or "c" where the C core
+    is not built, and the backend stays as it was."""
     global _default, _default_error
     _default, _default_error = _resolve(name), None
 
 
-def get_backend():
-    """The backend in force in this thread: "c" or "python"."""
+def get_backend() -> str:
+    """The backend in force in this thread: "c" or "python". Raises the
+    error of MICROBP_BACKEND (BackendError, or TypeError) when the
+    environment asked for a backend that cannot be used and no set_backend()
+    or use_backend() has chosen one since."""
     name = getattr(_local, "name", None) or _default
     if name is None:
         raise _default_error
@@ -91,8 +103,10 @@ def get_backend():
 
 
 @contextlib.contextmanager
-def use_backend(name):
-    """`with use_backend("python"): ...` runs the block in that backend (this thread only)."""
+def use_backend(name: str) -> Iterator[str]:
+    """`with use_backend("python"): ...` runs the block in that backend (this
+    thread only); `as` gives the resolved name ("c" or "python"). name as
+    for set_backend(): TypeError or BackendError before the block runs."""
     resolved = _resolve(name)
     previous = getattr(_local, "name", None)
     _local.name = resolved
@@ -102,6 +116,8 @@ def use_backend(name):
         _local.name = previous
 
 
-def executor(name=None):
-    """The executor module of backend `name` (default: the one in force)."""
+def executor(name: Optional[str] = None) -> Optional[ModuleType]:
+    """The executor module of backend `name` ("c" or "python"; default: the
+    one in force): cexec or pyexec. None for "c" when the C core is not
+    built (get_backend() never names it then)."""
     return _cexec if (name or get_backend()) == "c" else _pyexec

@@ -7,24 +7,38 @@ and converted to a Python float (float64); bool (a slip in a list of
 numbers), complex, Decimal, strings and arrays are a TypeError naming what was
 expected; an int too large for a float is a ValueError.
 """
+from __future__ import annotations
+
 import math
 import numbers
+import os
+import random
+from typing import Any, Union
+
+# a file path, as open() takes it
+PathLike = Union[str, os.PathLike[str]]
+
+# where random numbers come from: None (seeded by the OS), an int seed, or a
+# random.Random (used as is)
+Seed = Union[None, int, random.Random]
 
 
-def as_float(x, what="data"):
-    """x as a Python float, or TypeError naming what was expected."""
+def as_float(x: Any, what: str = "data") -> float:
+    """x (a real number, not a bool) as a Python float; TypeError naming
+    `what` for any other type, ValueError for an int too large for a float."""
     if type(x) is float:
         return x
     if isinstance(x, numbers.Real) and not isinstance(x, bool):
         try:
             return float(x)
         except OverflowError:
-            raise ValueError(f"{what}: an int of {int(x).bit_length()} bits is too large "
+            # a Real too big for float() (an int, a Fraction): int() takes it
+            raise ValueError(f"{what}: an int of {int(x).bit_length()} bits is too large "  # type: ignore[call-overload]
                              "for a float") from None
     raise TypeError(f"{what} must be an int or float, not {type(x).__name__}")
 
 
-def setting(x, name, allow_zero=False):
+def setting(x: Any, name: str, allow_zero: bool = False) -> float:
     """x as a finite float > 0 (>= 0 with allow_zero), for a setting such as a
     learning rate or a tolerance; TypeError/ValueError naming `name`."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
@@ -36,7 +50,7 @@ def setting(x, name, allow_zero=False):
 
 
 def is_sequence(x):
-    """True for a list, a tuple or a 1-D array (numpy's, or anything with
+    """True when x is a list, a tuple or a 1-D array (numpy's, or anything with
     len(), indexing and ndim == 1): what model inputs and loss targets accept."""
     if isinstance(x, (list, tuple)):
         return True

@@ -6,17 +6,21 @@ which deals the rows of a data set out as shuffled mini-batches.
     for batch in batches([x + [t] for x, t in zip(X, y)], 20, seed=0):
         tape.forward(batch)                      # a microbp.Batch of <= 20 rows
 """
+from __future__ import annotations
+
 import math
 import numbers
 import random
+from typing import Any, Iterator, Optional
 
+from .checks import Seed
 from .tape import Batch
 
 MOONS_L2 = 1e-4      # the weight of the L2 term in the moons workload's loss
 MAX_ROWS = 10 ** 7   # the most points make_moons and make_sine build (a list of floats)
 
 
-def _count(n, name="n", low=2):
+def _count(n: int, name: str = "n", low: int = 2) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an int, not {type(n).__name__}")
     if n < low:
@@ -29,7 +33,7 @@ def _count(n, name="n", low=2):
     return int(n)
 
 
-def _real(x, name, low=None):
+def _real(x: float, name: str, low: Optional[float] = None) -> float:
     """x as a finite float (>= low when given), or TypeError / ValueError."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be an int or float, not {type(x).__name__}")
@@ -44,7 +48,7 @@ def _real(x, name, low=None):
     return f
 
 
-def _rng(seed, name="seed"):
+def _rng(seed: Seed, name: str = "seed") -> random.Random:
     """A random.Random from None (seeded by the OS), an int, or a Random."""
     if seed is None:
         return random.Random()
@@ -56,11 +60,15 @@ def _rng(seed, name="seed"):
                     f"not {type(seed).__name__}")
 
 
-def make_moons(n=100, noise=0.1, seed=1):
+def make_moons(n: int = 100, noise: float = 0.1, seed: Seed = 1) -> tuple[list[list[float]], list[float]]:
     """n points of two interleaving half circles with Gaussian noise of standard
     deviation `noise`; labels -1/+1. Returns (X, y): X a list of [x0, x1], y a
     list of -1.0/+1.0, in shuffled order. `seed` (an int, a random.Random or
-    None) fixes the noise and the order."""
+    None) fixes the noise and the order.
+
+    TypeError if n is not an int, noise not a real number or seed not None,
+    an int or a Random (bool is refused everywhere); ValueError if n is
+    below 2 or above MAX_ROWS, or noise is negative or not finite."""
     n = _count(n)
     noise = _real(noise, "noise", low=0.0)
     rng = _rng(seed)
@@ -81,8 +89,12 @@ def make_moons(n=100, noise=0.1, seed=1):
     return [X[i] for i in order], [y[i] for i in order]
 
 
-def make_sine(n=64, lo=-math.pi, hi=math.pi):
-    """n evenly spaced points of y = sin(x) on [lo, hi]: (xs, ys)."""
+def make_sine(n: int = 64, lo: float = -math.pi,
+              hi: float = math.pi) -> tuple[list[float], list[float]]:
+    """n evenly spaced points of y = sin(x) on [lo, hi]: (xs, ys), two lists
+    of floats. TypeError if n is not an int or lo, hi not real numbers (bool
+    is refused); ValueError if n is below 2 or above MAX_ROWS, lo or hi is
+    not finite, or lo >= hi."""
     n = _count(n)
     lo, hi = _real(lo, "lo"), _real(hi, "hi")
     if not lo < hi:
@@ -91,7 +103,7 @@ def make_sine(n=64, lo=-math.pi, hi=math.pi):
     return xs, [math.sin(x) for x in xs]
 
 
-def _rows(rows):
+def _rows(rows: Any) -> list[Any]:
     """rows as a list of lists: from a list or tuple of rows, a microbp.Batch,
     or a 2-D array (anything with .ndim == 2 and .tolist(), such as numpy's)."""
     if isinstance(rows, Batch):
@@ -107,7 +119,8 @@ def _rows(rows):
     return [r.tolist() if getattr(r, "ndim", None) == 1 else r for r in rows]
 
 
-def batches(rows, size, shuffle=True, seed=None):
+def batches(rows: Any, size: int, shuffle: bool = True,
+            seed: Seed = None) -> Iterator[Batch]:
     """Deal `rows` (a list of rows of numbers, a Batch, or a 2-D numpy array) out
     as microbp.Batch objects of `size` rows each; the last one holds what is
     left (fewer rows when size does not divide the count). One call is one
@@ -116,7 +129,12 @@ def batches(rows, size, shuffle=True, seed=None):
     to get a new order every epoch, or an int for the same order every time).
 
     Everything is checked when batches() is called, before the first Batch:
-    rows of different lengths, a non-number, a size that is not a positive int."""
+    rows of different lengths, a non-number, a size that is not a positive
+    int. TypeError if rows is not a list or tuple of rows, a Batch or an
+    array, an entry is not a real number, size is not an int, shuffle not a
+    bool, or seed not None, an int or a Random; ValueError if an array is
+    not 2-D, the rows are empty or differ in length, or size is below 1.
+    Returns an iterator of Batch objects."""
     rows = _rows(rows)
     if isinstance(size, bool) or not isinstance(size, numbers.Integral):
         raise TypeError(f"size must be an int, not {type(size).__name__}")

@@ -22,15 +22,22 @@ the values whose inputs are not shown.
 Nothing here imports the engine: a value is read through its public
 attributes (.data, .grad, .label, .op, .inputs) only.
 """
+from __future__ import annotations
+
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+from typing import Container, Optional, TYPE_CHECKING
 
+from .checks import PathLike
 from .graphwalk import check_value, nearest, is_const, number
 from . import svg
+
+if TYPE_CHECKING:                # for the hints only: nothing here imports the engine
+    from .engine import Value
 
 FORMATS = (".svg", ".png", ".dot", ".html")
 
@@ -73,11 +80,15 @@ def _short(label):
     return label if len(label) <= _MAX_LABEL else label[:_MAX_LABEL - 1] + "\u2026"
 
 
-def to_dot(value, max_nodes=200, rankdir="LR"):
+def to_dot(value: Value, max_nodes: int = 200, rankdir: str = "LR") -> str:
     """Graphviz DOT text of the graph below `value`: one box per value (label,
     data, grad), one node per op, arrows from inputs to ops to results. At most
     `max_nodes` values are drawn, those nearest `value`; a note node says how
-    many were left out. `rankdir` "TB" draws top to bottom."""
+    many were left out. `rankdir` "TB" draws top to bottom.
+
+    TypeError if value is not a Value (lacks .data, .grad, .label, .op or
+    .inputs) or max_nodes is not an int; ValueError if max_nodes is below 1
+    or rankdir is not "LR" or "TB"."""
     check_value(value, "to_dot")
     if rankdir not in ("LR", "TB"):
         raise ValueError(f"rankdir must be 'LR' or 'TB', not {rankdir!r}")
@@ -177,7 +188,7 @@ def _run_dot(text, fmt, timeout, path=None):
         return None, f"`dot` could not be run ({e})"
 
 
-def draw(value, path, max_nodes=200, timeout=60):
+def draw(value: Value, path: PathLike, max_nodes: int = 200, timeout: float = 60) -> str:
     """Draw the graph below `value` into `path`: an .svg, .png, .dot or .html
     file. Returns the path written (a str).
 
@@ -186,7 +197,12 @@ def draw(value, path, max_nodes=200, timeout=60):
     `dot`: without it, the DOT text goes to the same path with the suffix .dot,
     and a message says how to render it. .html writes the step-through page
     of the forward and backward passes (microbp.stepper). A directory that
-    does not exist is a FileNotFoundError, before anything is written."""
+    does not exist is a FileNotFoundError, before anything is written.
+
+    TypeError if value is not a Value, path is bytes or not a path, or
+    max_nodes is not an int; ValueError if the suffix is not one of
+    FORMATS or max_nodes is below 1; OSError if the file cannot be
+    written."""
     path = os.fspath(path)
     if not isinstance(path, str):
         raise TypeError("path must be a str or a path, not bytes")
@@ -222,14 +238,14 @@ def draw(value, path, max_nodes=200, timeout=60):
     return dot_path
 
 
-def repr_svg(value, timeout=10):
+def repr_svg(value: Value, timeout: float = 10) -> str:
     """The picture of the graph below `value` as SVG text, for a notebook.
 
     Graphviz's, when `dot` is installed, works within `timeout` seconds and
     its picture is readable at the displayed size (at most svg.MAX_WIDTH x
     svg.MAX_HEIGHT pixels, text at least svg.MIN_SCALE of its size); else
     microbp's own layout, which summarises a big graph until it is. Never
-    text."""
+    text. TypeError if value is not a Value."""
     check_value(value, "repr_svg")
     layout = svg.fit(value)
     if shutil.which("dot") is not None:
@@ -260,10 +276,12 @@ def _fit_graphviz(text):
             + text[m.end():])
 
 
-def repr_mimebundle(value, include=None, exclude=None):
+def repr_mimebundle(value: Value, include: Optional[Container[str]] = None,
+                    exclude: Optional[Container[str]] = None) -> dict[str, str]:
     """What a notebook shows for a Value: {"image/svg+xml": the picture of
     its graph (repr_svg), "text/plain": repr(value)}, keeping only the types
-    in `include` (when given) and dropping those in `exclude`."""
+    in `include` (when given) and dropping those in `exclude`. TypeError if
+    value is not a Value (when the picture is asked for)."""
     wanted = ["image/svg+xml", "text/plain"]
     if include is not None:
         wanted = [m for m in wanted if m in include]

@@ -18,10 +18,13 @@ while float(v), format(v, ".3f"), v.item() and < <= > >= read .data, as for
 a 0-d PyTorch tensor, so max(values), sorted(values) and `if loss < 0.01:`
 work.
 """
+from __future__ import annotations
+
 import contextlib
 import itertools
 import numbers
 import threading
+from typing import Any, Iterator, Optional, Union
 
 from . import anomaly, draw, graph, ops
 from .checks import as_float
@@ -40,11 +43,46 @@ _no_grad_lock = threading.Lock()
 
 
 class Value:
-    """A scalar with a gradient. `Value(2.0, label="x")`."""
+    """A scalar node of a graph: a float `data`, a float `grad`, and the op and
+    inputs that made it. `Value(2.0, label="x")` makes a leaf.
+
+    Args:
+        data: the number, any real number but bool (int, float, numpy's
+            float64, Fraction, ...); it is stored as a Python float.
+        label: a name for pictures, explanations and error messages.
+
+    Raises:
+        TypeError: `data` is not a real number (or is a bool), or `label` is
+            not a str.
+        ValueError: `data` is an int too large for a float.
+
+    Arithmetic: `a + b`, `a - b`, `a * b`, `a / b`, `a ** b`, `-a` and
+    `abs(a)` each return a new Value recording the op, with the other operand
+    a Value or a real number (a number, on either side, becomes a constant
+    leaf: `2 * x`, `1 - x`, `x ** 3`). An operand of any other type (bool
+    included) raises TypeError naming the op, and an int too large for a
+    float raises ValueError. `a ** c` with a number c is
+    the op "powc" (no gradient for c); with a Value on both sides it is "pow".
+    The math follows IEEE 754 and never raises: 1 / Value(0.0) is inf,
+    Value(-1.0).log() is nan (see microbp.ops).
+
+    As a number: `==` and hash are identity (Values are graph nodes and
+    dict keys), while `<`, `<=`, `>`, `>=` compare .data with a Value or a
+    real number (TypeError for anything else), and float(v), v.item() and
+    format(v, ".3f") read .data, as for a 0-d PyTorch tensor.
+    """
 
     __slots__ = ("_data", "grad", "label", "_op", "_a", "_b", "_id")
 
-    def __init__(self, data, label=""):
+    _data: float
+    grad: float                 # d(output)/d(this value), filled by backward()
+    label: str
+    _op: int
+    _a: Optional[Value]
+    _b: Optional[Value]
+    _id: int
+
+    def __init__(self, data: float, label: str = "") -> None:
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
         self._data = as_float(data, "Value data")
@@ -70,158 +108,179 @@ class Value:
         return _rebuild_graph, (rows,)
 
     @property
-    def data(self):
+    def data(self) -> float:
         """The value: always a Python float (an assignment is converted, or
         TypeError/ValueError by the rules of Value(...))."""
         return self._data
 
     @data.setter
-    def data(self, x):
+    def data(self, x: float) -> None:
         self._data = x if type(x) is float else as_float(x, "data")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lab = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self._data!r}, grad={self.grad!r}{lab})"
 
     @property
-    def op(self):
+    def op(self) -> str:
         """The name of the op that made this value ('leaf' for a leaf)."""
         return ops.NAMES[self._op]
 
     @property
-    def inputs(self):
+    def inputs(self) -> tuple[Value, ...]:
         """The input Values of the op that made this value (empty for a leaf)."""
         return tuple(v for v in (self._a, self._b) if v is not None)
 
     # -- binary ops ---------------------------------------------------------
-    def __add__(self, other):
+    def __add__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "+")
         return _node(ADD, _f_add(self._data, other._data), self, other)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "-")
         return _node(SUB, _f_sub(self._data, other._data), self, other)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "*")
         return _node(MUL, _f_mul(self._data, other._data), self, other)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "/")
         return _node(DIV, _f_div(self._data, other._data), self, other)
 
-    def __pow__(self, other):
+    def __pow__(self, other: Operand) -> Value:
         if isinstance(other, Value):       # a ** b: gradient for both
             return _node(POW, _f_pow(self._data, other._data), self, other)
         c = _const(other, "**")            # a ** c: c is a constant
         return _node(POWC, _f_powc(self._data, c._data), self, c)
 
-    def __radd__(self, other):
+    def __radd__(self, other: Operand) -> Value:
         other = _const(other, "+")
         return _node(ADD, _f_add(other._data, self._data), other, self)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Operand) -> Value:
         other = _const(other, "-")
         return _node(SUB, _f_sub(other._data, self._data), other, self)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Operand) -> Value:
         other = _const(other, "*")
         return _node(MUL, _f_mul(other._data, self._data), other, self)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Operand) -> Value:
         other = _const(other, "/")
         return _node(DIV, _f_div(other._data, self._data), other, self)
 
-    def __rpow__(self, other):
+    def __rpow__(self, other: Operand) -> Value:
         other = _const(other, "**")
         return _node(POW, _f_pow(other._data, self._data), other, self)
 
     # -- unary ops ----------------------------------------------------------
-    def __neg__(self):
+    def __neg__(self) -> Value:
         return _node(NEG, _f_neg(self._data, 0.0), self, None)
 
-    def exp(self):
+    def exp(self) -> Value:
+        """e ** self, a new Value (inf when it overflows)."""
         return _node(EXP, _f_exp(self._data, 0.0), self, None)
 
-    def log(self):
+    def log(self) -> Value:
+        """The natural logarithm of self, a new Value: log(0) is -inf, the log of
+        a negative number is nan."""
         return _node(LOG, _f_log(self._data, 0.0), self, None)
 
-    def tanh(self):
+    def tanh(self) -> Value:
+        """The hyperbolic tangent of self, a new Value (in [-1, 1])."""
         return _node(TANH, _f_tanh(self._data, 0.0), self, None)
 
-    def sigmoid(self):
+    def sigmoid(self) -> Value:
+        """1 / (1 + exp(-self)), a new Value (in [0, 1])."""
         return _node(SIGMOID, _f_sigmoid(self._data, 0.0), self, None)
 
-    def relu(self):
+    def relu(self) -> Value:
+        """max(self, 0), a new Value: 0 for data < 0 (and its gradient 0 for
+        data <= 0, as in PyTorch)."""
         return _node(RELU, _f_relu(self._data, 0.0), self, None)
 
-    def abs(self):
+    def abs(self) -> Value:
+        """|self|, a new Value (also `abs(v)`); its gradient is sign(data), 0 at 0."""
         return _node(ABS, _f_abs(self._data, 0.0), self, None)
 
     __abs__ = abs
 
-    def sqrt(self):
+    def sqrt(self) -> Value:
+        """The square root of self, a new Value: nan for a negative number,
+        sqrt(-0.0) is -0.0."""
         return _node(ops.CODE["sqrt"], ops.OPS[ops.CODE["sqrt"]].f(self._data, 0.0), self, None)
 
     # -- a Value as a number (identity == and hash stay: Values are graph nodes)
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self._data)
 
-    def item(self):
+    def item(self) -> float:
         """The value as a Python float (as PyTorch's Tensor.item())."""
         return float(self._data)
 
-    def __format__(self, spec):
+    def __format__(self, spec: str) -> str:
         return format(self._data, spec) if spec else repr(self)
 
-    def __lt__(self, other):
+    def __lt__(self, other: Operand) -> bool:
         return self._data < _number(other)
 
-    def __le__(self, other):
+    def __le__(self, other: Operand) -> bool:
         return self._data <= _number(other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: Operand) -> bool:
         return self._data > _number(other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: Operand) -> bool:
         return self._data >= _number(other)
 
     __hash__ = object.__hash__
 
-    def detach(self):
-        """A new leaf with this value's data (and label): gradients stop there.
-        On a Tape it is a parameter that holds the number it was detached with."""
+    def detach(self) -> Value:
+        """A new leaf Value with this value's data and label: gradients stop
+        there (nothing below it is reached by backward()). On a Tape it is a
+        parameter that holds the number it was detached with."""
         return Value(self._data, self.label)
 
-    def to_dot(self, max_nodes=200):
-        """Graphviz DOT text of the graph below this value (see microbp.draw)."""
+    def to_dot(self, max_nodes: int = 200) -> str:
+        """Graphviz DOT text of the graph below this value, at most `max_nodes`
+        values (those nearest this one; a note counts the rest). See
+        microbp.draw.to_dot. TypeError if max_nodes is not an int,
+        ValueError if it is below 1."""
         return draw.to_dot(self, max_nodes=max_nodes)
 
-    def _repr_svg_(self):
+    def _repr_svg_(self) -> str:
         """A picture of the graph below this value, for Jupyter (microbp.draw)."""
         return draw.repr_svg(self)
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return draw.repr_mimebundle(self, include, exclude)
 
     # -- backpropagation ----------------------------------------------------
-    def backward(self):
+    def backward(self) -> None:
         """Backpropagate from this value: add d(self)/d(node) into node.grad for
         every node of the graph below it, this one included (its own grad gets 1).
 
         Gradients accumulate, as in micrograd and PyTorch: a second call adds the
         same gradients again, so zero them between training steps. The sweep is
         iterative (no recursion limit) and runs in the selected backend
-        (see microbp.set_backend).
+        (see microbp.set_backend). Returns None. Raises
+        microbp.BackendError when the backend chosen by MICROBP_BACKEND cannot
+        be used (an unknown name, or "c" where the C core is not built).
         """
         graph.backward(self)
 
 
-def _node(op, data, a, b):
+# what an op takes besides a Value: any real number but bool (int, float,
+# numpy's float64, Fraction, ...); it becomes a constant leaf
+Operand = Union[Value, float]
+
+
+def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value:
     """A new interior node; `data` was computed by the op table's forward."""
     if _no_grad_blocks and getattr(_no_grad_local, "depth", 0):
         op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
@@ -238,7 +297,7 @@ def _node(op, data, a, b):
     return v
 
 
-def _number(x):
+def _number(x: Operand) -> float:
     if isinstance(x, Value):
         return x._data
     if isinstance(x, numbers.Real):
@@ -247,10 +306,11 @@ def _number(x):
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """`with no_grad():` ops compute values and record no inputs (each result is
     a constant leaf: no graph, nothing to backpropagate), in this thread only,
-    until the block ends. For cheap evaluation, e.g. of accuracy."""
+    until the block ends. For cheap evaluation, e.g. of accuracy. Blocks nest;
+    takes no arguments and raises nothing of its own."""
     global _no_grad_blocks
     with _no_grad_lock:
         _no_grad_blocks += 1
@@ -263,9 +323,10 @@ def no_grad():
             _no_grad_blocks -= 1
 
 
-def leaf_init(v, label):
-    """Set the Value slots of a new leaf `v` other than data and grad (for
-    Value subclasses that keep those elsewhere, as params.Parameter does)."""
+def leaf_init(v: Value, label: str) -> None:
+    """Set the Value slots of a new leaf `v` other than data and grad, with
+    `label` (for Value subclasses that keep those elsewhere, as
+    params.Parameter does). No checks: the caller checked label."""
     v.label = label
     v._op = LEAF
     v._a = v._b = None
@@ -292,7 +353,7 @@ def _rebuild(op, data, grad, label, a, b):
     return v
 
 
-def as_value(x, what):
+def as_value(x: Operand, what: str) -> Value:
     """x as a Value: a Value itself, or a number as a constant leaf. bool is
     refused here (a list of model inputs or targets holding True is a slip);
     TypeError names `what` and the type."""
@@ -306,7 +367,7 @@ def as_value(x, what):
 _new = object.__new__
 
 
-def _const(x, opname):
+def _const(x: Operand, opname: str) -> Value:
     """A number operand of an op, as a constant leaf."""
     if isinstance(x, numbers.Real):
         return _node(CONST, as_float(x, f"operand of {opname}"), None, None)

@@ -16,15 +16,22 @@ input (one row per use). The local derivatives come from the small table
 below, computed on the floats of the graph; the upstream gradients are the
 engine's own .grad, so the sums check the engine's backward pass by hand.
 """
+from __future__ import annotations
+
 import html
 from collections import namedtuple
+from typing import Any, Optional, TYPE_CHECKING
 
 from . import ops
+from .checks import PathLike
 from .graphwalk import check_value, topo, names, is_const, number
 
+if TYPE_CHECKING:                # for the hints only: values are read duck-typed
+    from .engine import Value
 
 
-def local_derivatives(op, a, b, out):
+
+def local_derivatives(op: str, a: float, b: float, out: float) -> Optional[tuple[float, float]]:
     """(d out/d a, d out/d b) for op `op` (a name) at inputs a, b (b = 0.0 for
     a unary op) with result `out`, from the op table (ops.py); None for an op
     without formulas (leaf, const)."""
@@ -44,9 +51,13 @@ order backward() adds them, `total` their sum, `grad` the engine's .grad."""
 
 
 class Explanation:
-    """The backward pass below a value, op by op (made by explain())."""
+    """The backward pass below a value, op by op (made by explain(), which
+    checks the arguments): `value` the output, `constants` whether constant
+    inputs get rows, `ran_backward` whether explain() ran value.backward().
+    Attributes: value, constants, ran_backward, order (the values below value,
+    inputs first) and names ({value: its name in the table})."""
 
-    def __init__(self, value, constants, ran_backward):
+    def __init__(self, value: Value, constants: bool, ran_backward: bool) -> None:
         self.value = value
         self.constants = constants
         self.ran_backward = ran_backward
@@ -68,14 +79,14 @@ class Explanation:
                 self._rows.append(Row(v, self.names[v], v.op, c, self.names[c], k,
                                       loc, v.grad, prod))
 
-    def rows(self):
+    def rows(self) -> list[Row]:
         """The table as a list of Row namedtuples, from the output down."""
         return list(self._rows)
 
-    def sums(self):
+    def sums(self) -> list[Sum]:
         """For every value that receives a product, a Sum: its gradient as
         the sum of the products over its uses, beside the engine's .grad."""
-        got = {}
+        got: dict[Value, list[Any]] = {}         # products: float, or None (no formula)
         for r in self._rows:
             got.setdefault(r.input, []).append(r.product)
         out = []
@@ -98,8 +109,9 @@ class Explanation:
         lines.append(f"each row: local d(node)/d(input) x upstream d({out})/d(node) = product")
         return lines, out
 
-    def text(self, max_rows=200):
-        """The table as aligned text (at most `max_rows` rows of each part)."""
+    def text(self, max_rows: int = 200) -> str:
+        """The table as aligned text (at most `max_rows` rows of each part, an
+        int; a last line counts the rest). Also what str() and repr() give."""
         lines, out = self._header()
         rows = self._rows[:max_rows]
         if not rows:
@@ -134,7 +146,7 @@ class Explanation:
                          "(sums() has them all)")
         return "\n".join(lines)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.text()
 
     __repr__ = __str__          # at the prompt, explain(y) shows the table too
@@ -172,9 +184,11 @@ class Explanation:
         return "".join(parts)
 
     # -- the step-through page ------------------------------------------------
-    def save(self, path, max_nodes=60):
-        """Write the step-through page (one self-contained HTML file) to `path`;
-        returns the path (a str). See microbp.stepper."""
+    def save(self, path: PathLike, max_nodes: int = 60) -> str:
+        """Write the step-through page (one self-contained HTML file) to `path`,
+        drawing at most `max_nodes` values; returns the path (a str). See
+        microbp.stepper for its errors (TypeError/ValueError for bad
+        arguments, OSError if the file cannot be written)."""
         from .stepper import save_page
         return save_page(self, path, max_nodes=max_nodes)
 
@@ -199,7 +213,7 @@ def _sum_text(s):
     return expr, f"(.grad {number(s.grad)}){mark}"
 
 
-def explain(value, constants=False):
+def explain(value: Value, constants: bool = False) -> Explanation:
     """The backward pass below `value`, op by op (an Explanation).
 
     Call it after value.backward(); if value's grad is still 0 (backward has
@@ -208,7 +222,9 @@ def explain(value, constants=False):
 
     print() it for aligned text; a notebook shows it as an HTML table;
     .rows() and .sums() give the data; .save(path) writes a page that steps
-    through the forward and backward passes."""
+    through the forward and backward passes. TypeError if value is not a
+    Value (lacks .data, .grad, .label, .op or .inputs); errors of backward()
+    when it runs."""
     check_value(value, "explain")
     ran = False
     if value.grad == 0.0 and value.inputs:

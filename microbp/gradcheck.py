@@ -12,6 +12,9 @@ gradcheck leaves no trace: the .data and .grad of every value, and the .grad
 of every node of f's graph (parameters that f uses but that are not checked,
 say), are what they were before the call, whether it returns or raises.
 """
+from __future__ import annotations
+
+from typing import Callable, Sequence
 
 from .checks import setting
 from .engine import Value
@@ -22,7 +25,7 @@ class GradcheckError(AssertionError):
     """An analytic gradient that disagrees with its central difference."""
 
 
-def _scalar(f, values):
+def _scalar(f: Callable[..., Value], values: list[Value]) -> Value:
     out = f(*values)
     if not isinstance(out, Value):
         raise TypeError(f"f must return a Value, not {type(out).__name__}")
@@ -33,9 +36,24 @@ def _name(i, v):
     return f"values[{i}]" + (f" ({v.label!r})" if v.label else "")
 
 
-def gradcheck(f, values, eps=1e-6, atol=1e-6, rtol=1e-4):
+def gradcheck(f: Callable[..., Value], values: Sequence[Value], eps: float = 1e-6,
+              atol: float = 1e-6, rtol: float = 1e-4) -> bool:
     """True if backward() on f(*values) agrees with central differences for
-    every value, else raise GradcheckError."""
+    every value, else raise GradcheckError.
+
+    Args:
+        f: a function of len(values) Values that returns a scalar Value.
+        values: a non-empty list or tuple of the Values to check.
+        eps: the step of the central differences, a finite number > 0.
+        atol, rtol: a value passes when |analytic - numeric| <= atol + rtol *
+            |numeric| (finite numbers >= 0).
+
+    Returns True. Raises GradcheckError (an AssertionError) naming every
+    value whose gradients disagree (a nan disagrees); TypeError if f is not
+    callable or does not return a Value, if values is not a list or tuple
+    of Values, or a setting is not a number; ValueError if values is empty,
+    a setting is out of range, or eps is too small to move a value. Every
+    .data and .grad is restored, also on error."""
     if not callable(f):
         raise TypeError(f"f must be callable, not {type(f).__name__}")
     if isinstance(values, Value) or not isinstance(values, (list, tuple)):

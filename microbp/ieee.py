@@ -5,6 +5,8 @@ the same libm functions for every finite case), so that the pure-Python
 executor and the C core give the same doubles: 1/0 = inf, log(0) = -inf,
 (-8) ** 0.5 = nan, exp(1000) = inf, sqrt(-1) = nan. No exception escapes.
 """
+from __future__ import annotations
+
 import math
 
 inf = math.inf
@@ -12,7 +14,7 @@ nan = inf - inf     # the default nan of the hardware, as C's 0/0 and log(-1) gi
                     # (math.nan has the other sign bit on x86)
 
 
-def div(x, y):
+def div(x: float, y: float) -> float:
     """x / y, with C's results for a zero divisor."""
     try:
         return x / y
@@ -24,11 +26,11 @@ def div(x, y):
         return math.copysign(inf, x) * math.copysign(1.0, y)
 
 
-def _odd_integer(y):
+def _odd_integer(y: float) -> bool:
     return y == y and abs(y) != inf and y == math.floor(y) and math.fmod(y, 2.0) != 0.0
 
 
-def pow(x, y):
+def pow(x: float, y: float) -> float:
     """C's pow(x, y)."""
     try:
         return math.pow(x, y)
@@ -40,7 +42,7 @@ def pow(x, y):
         return -inf if (x < 0.0 and _odd_integer(y)) else inf
 
 
-def exp(x):
+def exp(x: float) -> float:
     """C's exp(x): inf on overflow."""
     try:
         return math.exp(x)
@@ -48,7 +50,7 @@ def exp(x):
         return inf
 
 
-def log(x):
+def log(x: float) -> float:
     """C's log(x): log(+-0) = -inf, log(negative) = nan."""
     try:
         return math.log(x)
@@ -56,7 +58,7 @@ def log(x):
         return -inf if x == 0.0 else nan
 
 
-def sqrt(x):
+def sqrt(x: float) -> float:
     """C's sqrt(x): sqrt(-0.0) = -0.0, sqrt(negative) = nan."""
     try:
         return math.sqrt(x)
@@ -64,8 +66,8 @@ def sqrt(x):
         return nan
 
 
-def sign(x):
-    """sign(+-0) = 0 and sign(nan) = 0, like torch.sign."""
+def sign(x: float) -> float:
+    """The sign of x: 1.0, -1.0, or 0.0 for +-0 and nan, like torch.sign."""
     if x > 0.0:
         return 1.0
     if x < 0.0:

@@ -14,16 +14,22 @@ does not change under a shift, so the gradients stay exact), and
 bce_with_logits never exponentiates a positive number and computes
 log(1 + exp(-|z|)) to a few ulps, with one graph for either sign of z.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Sequence
 
 from .checks import is_sequence
-from .engine import as_value
+from .engine import Operand, Value, as_value
+
+# every loss takes lists or tuples (or 1-D arrays) of these
+Entries = Sequence[Operand]
 
 
 # ---------------------------------------------------------------------------
 # argument checks
 
-def _entries(xs, name, fname):
+def _entries(xs: Entries, name: str, fname: str) -> list[Value]:
     """xs as a list of Values: numbers become constant nodes."""
     if not is_sequence(xs):
         raise TypeError(f"{fname}: {name} must be a list of Values or numbers, "
@@ -31,7 +37,8 @@ def _entries(xs, name, fname):
     return [as_value(x, f"{fname}: {name}[{i}]") for i, x in enumerate(xs)]
 
 
-def _pair(a, b, an, bn, fname):
+def _pair(a: Entries, b: Entries, an: str, bn: str,
+          fname: str) -> tuple[list[Value], list[Value]]:
     """Two lists of one non-zero length, as lists of Values."""
     a, b = _entries(a, an, fname), _entries(b, bn, fname)
     if len(a) != len(b) or not a:
@@ -40,14 +47,14 @@ def _pair(a, b, an, bn, fname):
     return a, b
 
 
-def _nonempty(xs, name, fname):
+def _nonempty(xs: Entries, name: str, fname: str) -> list[Value]:
     xs = _entries(xs, name, fname)
     if not xs:
         raise ValueError(f"{fname}: {name} is empty: give at least one entry")
     return xs
 
 
-def _sum(terms):
+def _sum(terms: list[Value]) -> Value:
     """terms[0] + terms[1] + ... added left to right (no extra 0 node)."""
     s = terms[0]
     for t in terms[1:]:
@@ -55,21 +62,39 @@ def _sum(terms):
     return s
 
 
-def _mean(terms):
+def _mean(terms: list[Value]) -> Value:
     return _sum(terms) / len(terms)
 
 
 # ---------------------------------------------------------------------------
 # regression
 
-def mse(preds, targets):
-    """Mean squared error: mean of (p - t)**2."""
+def mse(preds: Entries, targets: Entries) -> Value:
+    """Mean squared error: mean of (p - t)**2.
+
+    Args:
+        preds: a list or tuple of Values or real numbers (numbers become
+            constants).
+        targets: the same, of the same length.
+
+    Returns a Value. Raises TypeError if either is not a list or tuple or
+    holds anything else than a Value or a real number (bool included),
+    ValueError if their lengths differ or are 0."""
     p, t = _pair(preds, targets, "preds", "targets", "mse")
     return _mean([(pi - ti) ** 2 for pi, ti in zip(p, t)])
 
 
-def half_sse(preds, targets):
-    """Half the sum of squared errors: 1/2 * sum of (t - p)**2 (gradient p - t)."""
+def half_sse(preds: Entries, targets: Entries) -> Value:
+    """Half the sum of squared errors: 1/2 * sum of (t - p)**2 (gradient p - t).
+
+    Args:
+        preds: a list or tuple of Values or real numbers (numbers become
+            constants).
+        targets: the same, of the same length.
+
+    Returns a Value. Raises TypeError if either is not a list or tuple or
+    holds anything else than a Value or a real number (bool included),
+    ValueError if their lengths differ or are 0."""
     p, t = _pair(preds, targets, "preds", "targets", "half_sse")
     return 0.5 * _sum([(ti - pi) ** 2 for pi, ti in zip(p, t)])
 
@@ -77,8 +102,18 @@ def half_sse(preds, targets):
 # ---------------------------------------------------------------------------
 # binary classification
 
-def hinge(scores, labels):
-    """Max-margin loss: mean of relu(1 - y*s), for labels y in {+1, -1}."""
+def hinge(scores: Entries, labels: Entries) -> Value:
+    """Max-margin loss: mean of relu(1 - y*s), for labels y in {+1, -1}.
+
+    Args:
+        scores: a list or tuple of Values or real numbers (numbers become
+            constants).
+        labels: the same, of the same length.
+
+    Returns a Value. Raises TypeError if either is not a list or tuple or
+    holds anything else than a Value or a real number (bool included),
+    ValueError if their lengths differ or are 0, or if a label is not +1
+    or -1."""
     s, y = _pair(scores, labels, "scores", "labels", "hinge")
     for i, yi in enumerate(y):
         if yi.data != 1.0 and yi.data != -1.0:
@@ -86,7 +121,7 @@ def hinge(scores, labels):
     return _mean([(1.0 - yi * si).relu() for si, yi in zip(s, y)])
 
 
-def _log1p(u):
+def _log1p(u: Value) -> Value:
     """log(1 + u) for a Value u >= 0, to a few ulps even where 1 + u rounds to 1.
 
     w = 1 + u is rounded; c = (w - 1) - u is exactly its rounding error (both
@@ -98,7 +133,7 @@ def _log1p(u):
     return w.log() - ((w - 1.0) - u) / w
 
 
-def _bce_term(z, t):
+def _bce_term(z: Value, t: Value) -> Value:
     """softplus(z) - z*t for one logit, as one graph that is right for either
     sign of z (see bce_with_logits)."""
     # Two private copies of z (z + 0.0 is z): each part below sums its own
@@ -113,7 +148,7 @@ def _bce_term(z, t):
     return linear + _log1p(u)
 
 
-def bce_with_logits(logits, targets):
+def bce_with_logits(logits: Entries, targets: Entries) -> Value:
     """Mean binary cross-entropy of sigmoid(z) against targets t in [0, 1]:
     mean of softplus(z) - z*t, with softplus(z) = log(1 + exp(z)).
 
@@ -129,6 +164,15 @@ def bce_with_logits(logits, targets):
     logit of +inf gives nan, -inf gives inf (t > 0) or nan (t = 0). Targets
     are checked when the graph is built: a Tape that replays a target slot
     does not check the rows it is given.
+
+    Args:
+        logits: a list or tuple of Values or real numbers.
+        targets: the same, of the same length, each in [0, 1].
+
+    Returns a Value. Raises TypeError if either is not a list or tuple or
+    holds anything else than a Value or a real number (bool included),
+    ValueError if their lengths differ or are 0, or if a target is outside
+    [0, 1] (nan included).
     """
     z, t = _pair(logits, targets, "logits", "targets", "bce_with_logits")
     for i, ti in enumerate(t):
@@ -141,34 +185,47 @@ def bce_with_logits(logits, targets):
 # ---------------------------------------------------------------------------
 # multi-class classification
 
-def _shifted(logits, fname):
+def _shifted(logits: Entries, fname: str) -> list[Value]:
     """logits minus max(logits).data, a constant: every shifted value is <= 0."""
     z = _nonempty(logits, "logits", fname)
     m = max(zi.data for zi in z)
     return [zi - m for zi in z]
 
 
-def _log_sum_exp(shifted):
+def _log_sum_exp(shifted: list[Value]) -> Value:
     return _sum([si.exp() for si in shifted]).log()
 
 
-def softmax(logits):
-    """exp(z_i) / sum_j exp(z_j), as a list of Values (shifted by max(z))."""
+def softmax(logits: Entries) -> list[Value]:
+    """exp(z_i) / sum_j exp(z_j), as a list of Values (shifted by max(z)).
+
+    `logits` is a non-empty list or tuple of Values or real numbers.
+    TypeError if it is not a list or tuple or holds anything else than a
+    Value or a real number (bool included), ValueError if it is empty."""
     e = [si.exp() for si in _shifted(logits, "softmax")]
     total = _sum(e)
     return [ei / total for ei in e]
 
 
-def log_softmax(logits):
-    """z_i - log(sum_j exp(z_j)), as a list of Values (shifted by max(z))."""
+def log_softmax(logits: Entries) -> list[Value]:
+    """z_i - log(sum_j exp(z_j)), as a list of Values (shifted by max(z)).
+
+    `logits` is a non-empty list or tuple of Values or real numbers.
+    TypeError if it is not a list or tuple or holds anything else than a
+    Value or a real number (bool included), ValueError if it is empty."""
     s = _shifted(logits, "log_softmax")
     lse = _log_sum_exp(s)
     return [si - lse for si in s]
 
 
-def cross_entropy(logits, target):
+def cross_entropy(logits: Entries, target: int) -> Value:
     """-log softmax(logits)[target] for one sample whose class is the int
-    `target`; its gradient with respect to the logits is softmax - onehot."""
+    `target`; its gradient with respect to the logits is softmax - onehot.
+
+    `logits` is a non-empty list or tuple of Values or real numbers, `target`
+    an int in 0..len(logits)-1. Returns a Value. TypeError if target is not
+    an int (bool included) or logits is not a list or tuple of Values and
+    real numbers; ValueError if logits is empty or target is out of range."""
     if isinstance(target, bool) or not isinstance(target, numbers.Integral):
         raise TypeError(f"cross_entropy: target must be an int class index, "
                         f"not {type(target).__name__}")

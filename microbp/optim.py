@@ -8,12 +8,15 @@ optimizer and back, each step. `.data` and `.grad` stay truthful at all times.
 Settings (lr, decay, mu, betas, eps) are checked when set, in the constructor
 and afterwards.
 """
+from __future__ import annotations
 
 from array import array
+from typing import Iterable, Sequence
 
 from . import ieee, params as _params
 from .backend import get_backend, executor
 from .checks import setting
+from .engine import Value
 from .tapeformat import TapeError, check_slots
 
 
@@ -37,9 +40,21 @@ def _python_fill(dst, slots, value):
 class Optimizer:
     """Base class: holds the parameters and their stores; zero_grad() for all.
     Subclasses check their own settings before calling this __init__, which
-    changes nothing outside the optimizer."""
+    changes nothing outside the optimizer.
 
-    def __init__(self, params, lr):
+    Args:
+        params: the leaf Values to update (e.g. model.parameters()), a
+            non-empty list or other iterable, each Value once.
+        lr: the learning rate, a finite number > 0.
+
+    Raises:
+        TypeError: params is not an iterable of Values (a single Value is
+            refused too), or lr is not a number.
+        ValueError: params is empty, repeats a Value or holds a Value that
+            is not a leaf; lr is not finite and > 0.
+    """
+
+    def __init__(self, params: Iterable[Value], lr: float) -> None:
         params = _params.leaf_values(params, "params", "e.g. model.parameters()")
         if not params:
             raise ValueError("params is empty: give the optimizer at least one Value")
@@ -56,15 +71,16 @@ class Optimizer:
         self._groups = tuple((store, slots) for store, slots, _ in groups)
 
     @property
-    def params(self):
+    def params(self) -> tuple[Value, ...]:
         """The parameters, in the order given (a tuple)."""
         return self._params
 
     lr = property(lambda self: self._lr,
                   lambda self, x: setattr(self, "_lr", setting(x, "lr")),
-                  doc="The learning rate: a finite float > 0, checked when set.")
+                  doc="The learning rate: a finite float > 0, checked when set "
+                      "(TypeError/ValueError).")
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set the .grad of every parameter to 0."""
         fill = _kernel(_python_fill, "fill")
         for store, slots in self._groups:
@@ -72,8 +88,9 @@ class Optimizer:
         for v in self._plain:
             v.grad = 0.0
 
-    def step(self):
-        """One update of every parameter from its .grad."""
+    def step(self) -> None:
+        """One update of every parameter's .data from its .grad (the rule of
+        the subclass), in the backend in force; counts the step."""
         if self._plain:
             mirror = self._groups[-1][0]
             for j, v in enumerate(self._plain):
@@ -96,14 +113,20 @@ def _python_sgd(data, grad, slots, lr):
 
 
 class SGD(Optimizer):
-    """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ..."""
+    """w <- w - lr_t * g, with lr_t = lr / (1 + decay * t) at step t = 0, 1, ...
 
-    def __init__(self, params, lr=0.01, decay=0.0):
+    `SGD(params, lr=0.01, decay=0.0)`: params and lr as for Optimizer; decay
+    a finite number >= 0. TypeError/ValueError for a bad argument (see
+    Optimizer), nothing is changed then."""
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.01, decay: float = 0.0) -> None:
         self.decay = decay
         super().__init__(params, lr)
 
     decay = property(lambda self: self._decay,
-                     lambda self, x: setattr(self, "_decay", setting(x, "decay", allow_zero=True)))
+                     lambda self, x: setattr(self, "_decay", setting(x, "decay", allow_zero=True)),
+                     doc="The learning rate decay: a finite float >= 0, checked when set "
+                         "(TypeError/ValueError).")
 
     def _update(self):
         lr = self.lr / (1.0 + self.decay * self.steps)
@@ -124,15 +147,21 @@ def _python_momentum(data, vel, grad, slots, lr, mu):
 
 
 class Momentum(Optimizer):
-    """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0)."""
+    """v <- mu v - lr g;  w <- w + v  (one velocity per parameter, starting at 0).
 
-    def __init__(self, params, lr=0.01, mu=0.9):
+    `Momentum(params, lr=0.01, mu=0.9)`: params and lr as for Optimizer; mu a
+    finite number >= 0. TypeError/ValueError for a bad argument (see
+    Optimizer), nothing is changed then."""
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.01, mu: float = 0.9) -> None:
         self.mu = mu
         super().__init__(params, lr)
         self._vel = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
 
     mu = property(lambda self: self._mu,
-                  lambda self, x: setattr(self, "_mu", setting(x, "mu", allow_zero=True)))
+                  lambda self, x: setattr(self, "_mu", setting(x, "mu", allow_zero=True)),
+                  doc="The momentum: a finite float >= 0, checked when set "
+                      "(TypeError/ValueError).")
 
     def _update(self):
         momentum = _kernel(_python_momentum, "momentum")
@@ -158,9 +187,15 @@ def _python_adam(data, m, v, grad, slots, lr, beta1, beta2, eps, bc1, bc2):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction:
     m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
-    w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)."""
+    w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
+    `Adam(params, lr=0.001, betas=(0.9, 0.999), eps=1e-8)`: params and lr as
+    for Optimizer; betas a pair of numbers in [0, 1); eps a finite number
+    > 0. TypeError/ValueError for a bad argument (see Optimizer and
+    Adam.betas), nothing is changed then."""
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.001,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.betas = betas
         self.eps = eps
         super().__init__(params, lr)
@@ -168,12 +203,14 @@ class Adam(Optimizer):
         self._v = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
 
     @property
-    def betas(self):
-        """(beta1, beta2), each in [0, 1), checked when set."""
+    def betas(self) -> tuple[float, float]:
+        """(beta1, beta2), each in [0, 1), checked when set: TypeError if not a
+        tuple or list of numbers, ValueError if not two of them, each finite
+        and in [0, 1)."""
         return (self.beta1, self.beta2)
 
     @betas.setter
-    def betas(self, betas):
+    def betas(self, betas: Sequence[float]) -> None:
         if not isinstance(betas, (tuple, list)):
             raise TypeError(f"betas must be a pair (beta1, beta2), not {type(betas).__name__}")
         if len(betas) != 2:
@@ -184,7 +221,9 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = b1, b2
 
     eps = property(lambda self: self._eps,
-                   lambda self, x: setattr(self, "_eps", setting(x, "eps")))
+                   lambda self, x: setattr(self, "_eps", setting(x, "eps")),
+                   doc="The term added to the root in the denominator: a finite float > 0, "
+                       "checked when set (TypeError/ValueError).")
 
     def _update(self):
         t = self.steps + 1

@@ -10,10 +10,15 @@ every metric it was given, so that afterwards
 draws its curve; `plot(values, path)` and `sparkline(values)` do the same for
 any list of numbers.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import sys
 import time
+from typing import Any, Optional, Sequence, TextIO
+
+from .checks import PathLike
 
 BARS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"   # eight heights, low to high
 ASCII_BARS = ".:-=+*#@"   # the same heights where the stream cannot encode BARS
@@ -21,7 +26,26 @@ NONFINITE = "!"     # a step whose value is inf or nan
 
 
 class Progress:
-    def __init__(self, total, every=10, stream=None, label="step"):
+    """A progress line for a loop of `total` steps, and the history of every
+    metric reported (Progress.history: {name: [value per update]}).
+
+    Args:
+        total: the number of steps (a positive int).
+        every: when the output is not a terminal, print a line every `every`
+            steps (and at the first and the last); at least 1.
+        stream: where to write (default sys.stdout); a terminal gets one line
+            updated in place.
+        label: the name of a step in the line ("step", "epoch", ...).
+
+    Raises:
+        ValueError: total is not a positive int.
+        TypeError, ValueError: every is not a number int() takes.
+    """
+
+    history: dict[str, list[Any]]
+
+    def __init__(self, total: int, every: int = 10, stream: Optional[TextIO] = None,
+                 label: str = "step") -> None:
         if not isinstance(total, int) or total < 1:
             raise ValueError(f"total must be a positive int, got {total!r}")
         self.total, self.every, self.label = total, max(1, int(every)), label
@@ -31,7 +55,10 @@ class Progress:
         self.last = ""
         self.history = {}    # metric name -> [value at each update]
 
-    def line(self, step, **metrics):
+    def line(self, step: int, **metrics: Any) -> str:
+        """The text of the progress line for `step` with `metrics` (name=value;
+        floats get 6 decimals, `acc` is a fraction shown as a percentage), and
+        the steps per second so far. Writes nothing, records nothing."""
         elapsed = time.perf_counter() - self.start
         rate = step / elapsed if elapsed > 0 else 0.0
         parts = [f"{self.label} {step:>{len(str(self.total))}}/{self.total}"]
@@ -43,8 +70,10 @@ class Progress:
         parts.append(f"{rate:,.1f} {self.label}s/s")
         return "  ".join(parts)
 
-    def update(self, step, **metrics):
-        """Report `step` (1-based) with metrics such as loss=..., acc=... (a fraction)."""
+    def update(self, step: int, **metrics: Any) -> None:
+        """Report `step` (1-based) with metrics such as loss=..., acc=... (a
+        fraction): writes the line (see Progress) and appends each metric to
+        the history. Returns None."""
         text = self.line(step, **metrics)
         self.last = text
         for name, value in metrics.items():
@@ -58,8 +87,12 @@ class Progress:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def plot(self, metric="loss", path=None, stream=None, width=60):
-        """The curve of `metric` over the updates so far: see plot()."""
+    def plot(self, metric: str = "loss", path: Optional[PathLike] = None,
+             stream: Optional[TextIO] = None, width: int = 60) -> str:
+        """The curve of `metric` over the updates so far, drawn by the module's
+        plot() (a picture at path, or a text line of at most `width` bars to
+        `stream`, default this Progress's stream); returns what plot() returns. ValueError if no
+        metric of that name was reported; otherwise the errors of plot()."""
         if metric not in self.history:
             known = ", ".join(self.history) or "none yet"
             raise ValueError(f"no metric {metric!r} was reported (reported: {known})")
@@ -68,7 +101,7 @@ class Progress:
                     unit=self.label)
 
 
-def _values(values, what="values"):
+def _values(values: Any, what: str = "values") -> list[float]:
     """values as a non-empty list of floats (a list, tuple or 1-D array of numbers)."""
     if getattr(values, "ndim", 1) != 1:
         raise ValueError(f"{what} must be 1-D, got an array with {values.ndim} dimensions")
@@ -86,7 +119,7 @@ def _values(values, what="values"):
     return out
 
 
-def _width(width):
+def _width(width: int) -> int:
     if isinstance(width, bool) or not isinstance(width, numbers.Integral):
         raise TypeError(f"width must be an int, not {type(width).__name__}")
     if width < 1:
@@ -94,19 +127,24 @@ def _width(width):
     return int(width)
 
 
-def _log_scale(values):
+def _log_scale(values: list[float]) -> bool:
     """Whether a curve reads better on a log scale: every finite value positive,
     spread over at least a factor of 10 (a loss that falls quickly)."""
     finite = [v for v in values if math.isfinite(v)]
     return bool(finite) and min(finite) > 0 and max(finite) >= 10 * min(finite)
 
 
-def sparkline(values, width=60, log=None, bars=BARS):
+def sparkline(values: Sequence[float], width: int = 60, log: Optional[bool] = None,
+              bars: str = BARS) -> str:
     """One line of text, one bar per value (eight heights from the smallest
     finite value to the largest): at most `width` bars, each the mean of its
     share of the values when there are more; '!' marks inf or nan. `log`:
     heights by log(value) (None: when every value is positive and they span a
-    factor of 10 or more). `bars`: the eight characters, low to high."""
+    factor of 10 or more). `bars`: the eight characters, low to high.
+
+    `values` is a non-empty list, tuple or 1-D array of real numbers.
+    TypeError if it is not, or width is not an int; ValueError if it is
+    empty or not 1-D, or width is below 1."""
     values, width = _values(values), _width(width)
     if log is None:
         log = _log_scale(values)
@@ -146,7 +184,8 @@ def _bars_for(stream):
     return BARS
 
 
-def plot(values, path=None, label="loss", stream=None, width=60, unit="step"):
+def plot(values: Sequence[float], path: Optional[PathLike] = None, label: str = "loss",
+         stream: Optional[TextIO] = None, width: int = 60, unit: str = "step") -> str:
     """Draw the curve of `values` (one per step).
 
     With `path` and matplotlib installed: a picture (PNG, SVG or PDF, from the
@@ -154,7 +193,10 @@ def plot(values, path=None, label="loss", stream=None, width=60, unit="step"):
     matplotlib): one line of text written to `stream` (stdout by default) and
     returned, `label first <sparkline> last (min .. at <unit> ..)`; when a path
     was asked for, a note says that matplotlib is missing. Both use a log
-    scale when every value is positive and they span a factor of 10 or more."""
+    scale when every value is positive and they span a factor of 10 or more.
+
+    TypeError/ValueError for values and width as sparkline(); matplotlib's
+    errors (OSError, ValueError for an unknown suffix) when writing path."""
     values, width = _values(values, label), _width(width)
     if path is not None:
         path = str(path)

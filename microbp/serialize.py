@@ -21,15 +21,24 @@ raises FormatError (a ValueError) naming the problem, and the model keeps its
 parameters. from_file() refuses a description of a microbp.nn model with
 more parameters than the file holds before it builds anything.
 """
+from __future__ import annotations
+
 import json
 import math
 import numbers
 import os
 import re
 from collections.abc import Mapping
+from typing import Any, TypeVar, Union, TYPE_CHECKING
 
 from .atomicfile import write_atomic
+from .checks import PathLike
 from .engine import Value
+
+if TYPE_CHECKING:
+    from .nn import Module
+
+M = TypeVar("M", bound="Module")
 
 FORMAT = "microbp"
 VERSION = 1
@@ -49,13 +58,15 @@ _FLOAT = re.compile(r"-?(?:inf|nan|([0-9]+(?:\.[0-9]+)?)(?:e[+-]?[0-9]+)?)")
 _EXPECTED = 'a float as a string such as "0.5", "-0.0", "1e-300", "inf", "-inf" or "nan"'
 
 
-def encode_float(x):
-    """x as the string that reads back as the same double ("nan" for any nan)."""
+def encode_float(x: float) -> str:
+    """x (a float, or a number float() takes) as the string that reads back as
+    the same double ("nan" for any nan)."""
     return float.__repr__(float(x))
 
 
-def decode_float(s, what="value"):
-    """The double that string s stands for; ValueError if s is not one, or if a
+def decode_float(s: str, what: str = "value") -> float:
+    """The double that string s stands for (what encode_float writes, or a
+    plain decimal). ValueError, naming `what`, if s is not one, or if a
     finite decimal would read as inf or as 0 (that would lose it)."""
     m = _FLOAT.fullmatch(s)
     if m is None:
@@ -91,8 +102,10 @@ def _to_float(v, what):
 # ---------------------------------------------------------------------------
 # state dicts
 
-def named_parameters(module):
-    """{name: Value} of module.named_parameters(), checked: str names, each once."""
+def named_parameters(module: Module) -> dict[str, Value]:
+    """{name: Value} of module.named_parameters(), checked: TypeError for a
+    name that is not a str or a parameter that is not a Value, ValueError for
+    a name given twice."""
     named, cls = {}, type(module).__name__
     for name, p in module.named_parameters():
         if not isinstance(name, str):
@@ -106,8 +119,9 @@ def named_parameters(module):
     return named
 
 
-def state_dict(module):
-    """{name: float} of the module's parameters, in parameter order (a copy)."""
+def state_dict(module: Module) -> dict[str, float]:
+    """{name: float} of the module's parameters, in parameter order (a copy).
+    TypeError/ValueError as named_parameters()."""
     return {name: float(p.data) for name, p in named_parameters(module).items()}
 
 
@@ -134,8 +148,13 @@ def _plan(module, state, source="state_dict"):
     return [(p, _to_float(state[name], f"{source}[{name!r}]")) for name, p in named.items()]
 
 
-def load_state_dict(module, state):
-    """Check everything in state, then set every parameter: all or nothing."""
+def load_state_dict(module: Module, state: Mapping[str, Any]) -> None:
+    """Set every parameter of module from state, {name: float, int or float
+    string} with exactly the names of module.state_dict(). Everything is
+    checked first, then everything is set: on error nothing changes.
+    TypeError if state is not a mapping or a value is not a number or
+    string; ValueError for missing or unexpected names or a string that is
+    not a float."""
     for p, x in _plan(module, state):
         p.data = x
 
@@ -143,8 +162,10 @@ def load_state_dict(module, state):
 # ---------------------------------------------------------------------------
 # the model description
 
-def model_info(module):
-    """{"class": name, **module.config()}, as it reads back from JSON."""
+def model_info(module: Module) -> dict[str, Any]:
+    """{"class": name, **module.config()}, as it reads back from JSON.
+    TypeError if config() is not a dict or None (or holds what JSON cannot),
+    ValueError if it has a "class" key or a float inf or nan."""
     cls = type(module).__name__
     config = module.config()
     if config is not None and not isinstance(config, dict):
@@ -187,9 +208,10 @@ def _size(cls, config):
 # ---------------------------------------------------------------------------
 # the file
 
-def dumps(module):
+def dumps(module: Module) -> str:
     """The text of the model file of module: the model description on one line,
-    then one parameter per line (easy to read and to diff)."""
+    then one parameter per line (easy to read and to diff). TypeError/
+    ValueError as model_info() and state_dict()."""
     dump = json.dumps                   # ASCII, strict (no NaN / Infinity)
     params = [f"    {dump(n)}: {dump(encode_float(x))}" for n, x in state_dict(module).items()]
     body = "{\n" + ",\n".join(params) + "\n  }" if params else "{}"
@@ -215,9 +237,10 @@ def _no_constant(name):
     raise FormatError(f"{name} is not JSON; floats are stored as strings (\"nan\", \"inf\")")
 
 
-def loads(text, where="<string>"):
-    """Parse and check the text (str or bytes) of a model file: (model info,
-    {name: float}). FormatError, prefixed with `where`, for anything wrong."""
+def loads(text: Union[str, bytes, bytearray], where: str = "<string>") -> tuple[dict[str, Any], dict[str, float]]:
+    """Parse and check the text (str, or UTF-8 bytes) of a model file: (model
+    info, {name: float}). FormatError (a ValueError), prefixed with `where`,
+    for anything wrong."""
     try:
         if isinstance(text, (bytes, bytearray)):
             try:
@@ -282,7 +305,7 @@ def _check(doc):
     return info, values
 
 
-def read(path):
+def read(path: PathLike) -> tuple[dict[str, Any], dict[str, float]]:
     """(model info, {name: float}) of the model file at path; FormatError if it
     is not one, OSError if it cannot be read."""
     with open(path, "rb") as f:
@@ -300,10 +323,11 @@ def _assign(module, values, where):
     return module
 
 
-def load_into(module, path):
+def load_into(module: M, path: PathLike) -> M:
     """Load the file at path into module, whose architecture must match it.
     Everything is checked first: on any error the module is unchanged.
-    Returns module."""
+    Returns module. FormatError (a ValueError) for a bad file or another
+    architecture, OSError if it cannot be read."""
     info, values = read(path)
     where = os.fsdecode(os.fspath(path))
     mine = model_info(module)
@@ -312,10 +336,12 @@ def load_into(module, path):
     return _assign(module, values, where)
 
 
-def load_new(cls, path):
-    """A new cls built from the "model" description in the file, with its
-    parameters loaded from the file. A description of a model with more
-    parameters than the file holds is refused before anything is built."""
+def load_new(cls: type[M], path: PathLike) -> M:
+    """A new cls built from the "model" description in the file at path, with
+    its parameters loaded from the file. A description of a model with more
+    parameters than the file holds is refused before anything is built.
+    FormatError (a ValueError) for a bad file, another class, or arguments
+    the constructor refuses; OSError if it cannot be read."""
     info, values = read(path)
     where = os.fsdecode(os.fspath(path))
     if info["class"] != cls.__name__:
@@ -336,6 +362,9 @@ def load_new(cls, path):
     return _assign(module, values, where)
 
 
-def save(module, path):
-    """Write module's model file to path, atomically (see write_atomic)."""
+def save(module: Module, path: PathLike) -> None:
+    """Write module's model file to path, atomically (see
+    microbp.atomicfile.write_atomic): path then holds the old file or the
+    new one, never a part. OSError if it cannot be written; TypeError/
+    ValueError as dumps()."""
     write_atomic(path, dumps(module).encode("ascii"))

@@ -30,7 +30,15 @@ from .tapeformat import layout, inputs_vary, lin_terms, TapeError
 
 
 class Batch:
-    """Rows of floats packed once (one array of doubles), for reuse across steps."""
+    """Rows of floats packed once (one array of doubles), for reuse across steps.
+
+    `rows` is a list or tuple of rows (lists or tuples of numbers, one per
+    input slot), another Batch, or a 2-D numpy array (read straight from its
+    buffer when it is float64 and C-contiguous); `width` is the number of
+    entries every row must have (default: the first row's). Raises TypeError
+    for rows or entries of the wrong type (the one rule for numbers,
+    checks.as_float) and ValueError for an empty batch, rows of another width
+    or an int too large for a float."""
 
     __slots__ = ("rows", "nrows", "width")
 
@@ -70,6 +78,7 @@ class Batch:
         self.rows, self.nrows, self.width = flat, len(rows), width
 
     def to_list(self):
+        """The rows as a list of lists of floats."""
         w = self.width
         return [self.rows[r * w:(r + 1) * w].tolist() for r in range(self.nrows)]
 
@@ -243,6 +252,8 @@ class Tape:
     row, and backward takes a weight per output). `inputs` are the leaf
     Values that a batch row fills, one number each; every other leaf is a
     parameter (its .data is read at each forward, its .grad gets gradients).
+    Raises TypeError for outputs that are not Values, and TypeError or
+    ValueError for inputs that are not distinct leaf Values.
     """
 
     def __init__(self, outputs, inputs=()):
@@ -322,7 +333,8 @@ class Tape:
         """The number of nodes of the recorded program (after fusion)."""
         return self._n
 
-    __len__ = num_nodes.fget
+    def __len__(self) -> int:
+        return self._n
 
     @property
     def ops(self):
@@ -441,7 +453,9 @@ class Tape:
     def backward(self, weights=None):
         """Add to each parameter's .grad the gradient of the sum of the outputs of
         the last forward() (over the rows, and over the outputs of a tape with
-        several: weighted by `weights`, one number per output, default 1 each)."""
+        several: weighted by `weights`, one number per output, default 1 each).
+        Raises RuntimeError without a forward() first, or when the last forward()
+        ran in another thread; TypeError/ValueError for bad weights."""
         ws = self._weights(weights)
         ex = executor()
         with self._lock:
@@ -474,7 +488,9 @@ class Tape:
         tape's parameters and the optimizer's are one store (a model's) and the
         optimizer is SGD, Momentum or Adam, the steps run in one C call with no
         Python work per step. `callback(step, loss)` is called every `every`
-        steps (step counted from 1) when both are given."""
+        steps (step counted from 1) when both are given. Raises TypeError for a
+        tape with several outputs, an optimizer that is not microbp's or a
+        callback that cannot be called, ValueError for negative steps or every."""
         from . import optim
         batch = self._batch(batch)
         if not isinstance(optimizer, optim.Optimizer):
@@ -549,7 +565,9 @@ class Tape:
         the same shape: one tangent per input slot). Returns (outputs,
         output_tangents), two lists with one float per row. Parameters and
         constants carry no tangent; an output that depends on no input slot has
-        tangent 0.0. Leaves .grad alone (and forgets the last forward)."""
+        tangent 0.0. Leaves .grad alone (and forgets the last forward). Raises
+        ValueError when tangents and batch differ in rows or widths, TypeError
+        for entries that are not numbers."""
         batch = self._batch(batch)
         tangents = self._batch(tangents, "tangents")
         if tangents.nrows != batch.nrows:

@@ -21,6 +21,10 @@ microbp's model returns a single Value).
 torch is optional: it is imported when one of these functions is called,
 and a clear ImportError says how to install it when it is missing.
 """
+from __future__ import annotations
+
+from typing import Any, Optional
+
 _ACT_TO_TORCH = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
@@ -50,10 +54,12 @@ class _NeuronAsLayer:
         self.nin, self.nout, self.act, self.neurons = neuron.nin, 1, neuron.act, [neuron]
 
 
-def to_torch(model):
+def to_torch(model: Any) -> Any:
     """An equivalent `torch.nn.Sequential` in float64 for a microbp nn.MLP (or a
     Layer, or a Neuron): one Linear per layer, each followed by its activation
-    (none for "linear"). The weights are copied from the model's current values."""
+    (none for "linear"). The weights are copied from the model's current values.
+    TypeError for another kind of model; ImportError (with the pip command)
+    when torch is not installed."""
     layers = _layers(model)
     torch = _torch()
     modules = []
@@ -76,7 +82,8 @@ def _describe(k, m):
     return f"layer {k} ({type(m).__name__})"
 
 
-def mlp_parts(module):
+def mlp_parts(module: Any) -> tuple[dict[str, Any],
+                                    list[tuple[list[list[float]], Optional[list[float]]]]]:
     """What nn.MLP.from_torch(module) builds: (MLP keyword arguments, weights),
     with weights [(rows of w, biases or None)] per layer, read from `module`,
     a `torch.nn.Sequential` of `Linear` layers, each optionally followed by one `ReLU`, `Tanh` or
@@ -93,6 +100,8 @@ def mlp_parts(module):
     children = list(module)
     if not children:
         raise ValueError("the Sequential is empty: give at least one Linear layer")
+    linears: list[tuple[int, Any]]
+    layer_acts: list[str]
     linears, layer_acts = [], []          # per Linear: (index, module), its activation
     for k, m in enumerate(children):
         if type(m) is torch.nn.Linear:
