@@ -5,7 +5,9 @@ derivatives as small expressions over the inputs `a`, `b` and the result
 `out`, written in a subset of Python that is also C:
 
     numbers, a, b, out, + - * / and unary -, calls of exp log tanh pow fabs
-    sqrt sign, comparisons, `and`/`or`, and `x if test else y`.
+    sqrt sign, comparisons, `and`/`or`, `x if test else y` (a selection: each
+    branch is a local derivative of its own, see times) and `where(test, x, y)`
+    (a number like any other factor: u × where(...) multiplies even a zero).
 
 This module parses them once and renders each into the three places that use
 them, so that the engine, the Python executor and the C core can never
@@ -25,7 +27,7 @@ or nan (relu'(x) for x <= 0 gives exactly 0, as in PyTorch).
 """
 import ast
 
-FUNCS = ("exp", "log", "tanh", "pow", "fabs", "sqrt", "sign")
+FUNCS = ("exp", "log", "tanh", "pow", "fabs", "sqrt", "sign", "where")
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _PREC = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2}
 _CMPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -131,6 +133,8 @@ class _Python(_Render):
         return super().BinOp(e, prec)
 
     def Call(self, e, prec):
+        if e.func.id == "where":
+            return self.IfExp(ast.IfExp(e.args[0], e.args[1], e.args[2]), prec)
         return f"_{e.func.id}({', '.join(self.text(x) for x in e.args)})"
 
 
@@ -150,6 +154,11 @@ class _Values(_Render):
 
     def Call(self, e, prec):
         f, args = e.func.id, e.args
+        if f == "where":                  # a number: a zero branch is a constant 0
+            self.in_test += 1
+            test = self.text(args[0])
+            self.in_test -= 1
+            return f"({self.text(args[1])} if {test} else {self.text(args[2])})"
         if f == "sign":
             self.in_test += 1
             s = f"_sign({self.text(args[0])})"
@@ -182,6 +191,8 @@ class _C(_Render):
         return s if ("." in s or "e" in s or "n" in s) else s + ".0"
 
     def Call(self, e, prec):
+        if e.func.id == "where":
+            return self.IfExp(ast.IfExp(e.args[0], e.args[1], e.args[2]), prec)
         f = "mbp_sign" if e.func.id == "sign" else e.func.id
         return f"{f}({', '.join(self.text(x) for x in e.args)})"
 

@@ -17,7 +17,9 @@ and every sweep the engine has:
 The math follows IEEE 754 and PyTorch float64: no Python exception escapes
 from inside an op. log(0) = -inf, 1/0 = inf, (-8) ** 0.5 = nan, exp(1000) = inf.
 A local derivative written as the number 0.0 (also inside `x if t else 0.0`)
-is a structural zero: it contributes nothing, even against an inf upstream.
+is a structural zero: it contributes nothing, even against an inf upstream,
+as PyTorch's relu and pow do; `where(t, 0.0, x)` is a number like any other
+and multiplies (0 × inf = nan), as PyTorch's gradient of pow's exponent does.
 
 Adding an op: one row here, one `Value` method (engine.py), and `make ops`.
 """
@@ -41,7 +43,7 @@ ROWS = (
     ("sub",      2,     "a - b",                    "1.0",                                      "-1.0"),
     ("mul",      2,     "a * b",                    "b",                                        "a"),
     ("div",      2,     "a / b",                    "1.0 / b",                                  "-(a / b / b)"),
-    ("pow",      2,     "pow(a, b)",                "0.0 if b == 0.0 else b * pow(a, b - 1.0)", "0.0 if a == 0.0 and b >= 0.0 else out * log(a)"),
+    ("pow",      2,     "pow(a, b)",                "0.0 if b == 0.0 else b * pow(a, b - 1.0)", "where(a == 0.0 and b >= 0.0, 0.0, out * log(a))"),
     ("powc",     2,     "pow(a, b)",                "0.0 if b == 0.0 else b * pow(a, b - 1.0)", None),
     ("neg",      1,     "-a",                       "-1.0",                                     None),
     ("exp",      1,     "exp(a)",                   "out",                                      None),
