@@ -60,9 +60,9 @@ sanitize: $(VENV)/.installed
 	rm -rf $(ASAN_DIR)/microbp/_cmicrobp* $(ASAN_DIR)/microbp/__pycache__
 	cd $(ASAN_DIR) && MICROBP_CFLAGS="$(SAN_FLAGS)" MICROBP_LDFLAGS="-fsanitize=address,undefined" \
 		$(abspath $(PY)) microbp/_cbuild.py > build.log 2>&1 || (cat build.log; false)
-	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \
 		$(abspath $(PY)) -c "import microbp.cexec as c; assert '-fsanitize=address' in c.build_flags(), c.__file__; print('sanitized C core:', c.__file__)"
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \
 		UBSAN_OPTIONS=print_stacktrace=1 PYTHONPATH=$(ASAN_DIR) \
 		MICROBP_REQUIRE_C=1 MICROBP_BACKEND=c $(BIN)/pytest -p no:cacheprovider
 
