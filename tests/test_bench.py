@@ -9,8 +9,8 @@ import pytest
 import microbp
 from microbp import bench
 
-FIELDS = {"name", "nodes", "eager_python_s", "tape_python_s", "tape_c_s", "torch_s",
-          "jax_s", "numpy_s"}
+FIELDS = {"name", "nodes", "eager_python_s", "tape_python_s", "tape_c_s", "tape_c_fit_s",
+          "torch_s", "jax_s", "numpy_s"}
 
 
 def installed(name):
@@ -40,6 +40,7 @@ def test_bench_json_has_every_field():
         assert w["nodes"] > 60000
         assert w["eager_python_s"] > 0 and w["tape_python_s"] > 0
         assert (w["tape_c_s"] is None) == ("c" not in microbp.available_backends())
+        assert (w["tape_c_fit_s"] is None) == ("c" not in microbp.available_backends())
         for path in ("torch", "jax", "numpy"):
             if installed(path):
                 assert w[f"{path}_s"] > 0, path
