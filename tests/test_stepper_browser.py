@@ -51,7 +51,10 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1100,1400", "--force-device-scale-factor=1"):
         opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    # the browser is not this process: under `make sanitize` it must not inherit
+    # the AddressSanitizer runtime preloaded for the C core
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    driver = webdriver.Chrome(service=Service(driver_path, env=env), options=opts)
     try:
         yield driver
     finally:

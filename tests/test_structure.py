@@ -13,6 +13,9 @@ PKG = os.path.dirname(microbp.__file__)
 def imports_of(path, name):
     """The microbp modules that module `name` imports, anywhere in its file."""
     tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):           # `if TYPE_CHECKING:` imports are for hints only
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            node.body = []
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
