@@ -12,8 +12,13 @@ subexpressions and edge values, as in test_random_graphs.py:
 and the edges, bad input, finite differences, and a Hessian-vector product
 over a batch recorded on a Tape.
 """
+import importlib.util
 import math
+import os
 import random
+import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, strategies as st
@@ -258,7 +263,8 @@ def test_second_derivatives_equal_torch_double_backward(g, seed):
     rng = random.Random(seed)
     ws = [rng.uniform(-2, 2) for _ in xs]
     leaves = [Value(x) for x in xs]
-    firsts = grad(build(steps, nout, leaves), leaves, create_graph=True)
+    outs = build(steps, nout, leaves)
+    firsts = grad(outs, leaves, create_graph=True)
     s = firsts[0] * ws[0]
     for gi, w in zip(firsts[1:], ws[1:]):
         s = s + gi * w                                  # a Hessian-vector product, H w
@@ -275,10 +281,10 @@ def test_second_derivatives_equal_torch_double_backward(g, seed):
     else:
         ref = [t.item() for t in torch.autograd.grad(ts_, ts, **kw)]
     tfirst_ = [t.item() for t in tfirst]
-    if masked_pow(firsts):
+    if masked_pow(outs):
         tfirst_ = [m.data if math.isnan(r) else r for m, r in zip(firsts, tfirst_)]
     agree_all([v.data for v in firsts], tfirst_,
-              allowance([v.data for v in firsts], build(steps, nout, leaves), leaves, seed),
+              allowance([v.data for v in firsts], outs, leaves, seed),
               "first derivative")
     allow = allowance(mine, [s], leaves, seed)
     # Where torch's double backward gives nan, microbp may give a number:
@@ -545,3 +551,56 @@ def test_bad_input():
     with pytest.raises(TypeError, match="single Value for hessian"):
         hessian(lambda a: [a, a], [1.0])
     assert x.grad == 0.0
+
+
+# -- the examples ------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_example(name, backend, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MICROBP_BACKEND", None)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "examples", name), "--backend",
+                           backend, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_newton_example_converges_as_newton_with_hand_derivatives(backend):
+    done = run_example("newton.py", backend)
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = [float(e) for e in re.findall(r"\|x - x\*\| = (\S+)", done.stdout)]
+    # the same iteration with f' and f'' written by hand, in plain floats
+    x, want, ln2 = 0.0, [], math.log(2.0)
+    while not want or want[-1] > 1e-12:
+        x -= (math.exp(x) - 2.0 + 4.0 * (x - ln2) ** 3) / (math.exp(x) + 12.0 * (x - ln2) ** 2)
+        want.append(abs(x - ln2))
+    assert len(printed) == len(want)
+    for p, w in zip(printed, want):
+        assert abs(p - w) <= 1e-3 * w + 1e-15          # printed with 4 digits
+    gnorms = [float(g) for g in re.findall(r"\|g\| before the step = (\S+)", done.stdout)]
+    assert gnorms[-1] < 1e-12 < gnorms[0]
+
+
+def test_forward_vs_reverse_example_counts_the_sweeps(backend):
+    # the verdict depends on timing (a benchmark's business), so only the
+    # counts and the agreement of the Jacobians are checked here
+    done = run_example("forward_vs_reverse.py", backend, "--size", "12", "--repeats", "1")
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    out = done.stdout
+    nodes = [int(v) for v in re.findall(r"outputs, (\d+) nodes", out)]
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "forward_vs_reverse", os.path.join(ROOT, "examples", "forward_vs_reverse.py"))
+        example = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(example)
+    finally:
+        sys.path.pop(0)
+    assert nodes[0] == len(_topo([example.many_to_one(*[Value(0.1 * i) for i in range(12)])]))
+    assert f"forward mode: 12 sweeps (one per input) x {nodes[0]} nodes" in out
+    assert f"reverse mode: 1 sweeps (one per output) over the nodes below each output " \
+           f"= {nodes[0]} node visits" in out
+    assert "forward mode: 1 sweeps (one per input)" in out
+    assert "reverse mode: 12 sweeps (one per output)" in out
+    assert out.count("Jacobians agree within 1e-12") == 3 and "DIFFER" not in out
