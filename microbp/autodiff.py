@@ -24,7 +24,7 @@ torch.autograd.grad(..., allow_unused=True, materialize_grads=True) gives.
 import numbers
 from operator import attrgetter
 
-from . import graph, ops
+from . import anomaly, graph, ops
 from .backend import executor
 from .checks import as_float
 from .engine import Value, as_value
@@ -105,7 +105,8 @@ def _adjoints(outs):
     """Reverse mode on floats: (adjoints, {id(node): index}) of every node below
     `outs`, d(sum of outs)/d(node), by the executor's eager backward sweep (so
     for one output the very doubles of .backward()). Several outputs are summed
-    by adds appended to the flat program, never by new Values."""
+    by adds appended to the flat program, never by new Values. Inside
+    detect_anomaly() a nan or inf gradient raises, as in .backward()."""
     nodes = _topo(outs)
     op, a, b, val = graph.flatten(nodes)
     pos = {id(v): i for i, v in enumerate(nodes)}
@@ -115,7 +116,12 @@ def _adjoints(outs):
         op.append(ops.ADD), a.append(last), b.append(pos[id(o)])
         val.append(add(val[last], val[pos[id(o)]]))
         last = len(op) - 1
-    return executor().backward_scalar(op, a, b, val), pos
+    ex = executor()
+    adj = ex.backward_scalar(op, a, b, val)
+    if anomaly.enabled():                   # as .backward() does
+        anomaly.check_gradients(adj, op, lambda i: nodes[i].label if i < len(nodes) else "",
+                                ex.first_nonfinite)
+    return adj, pos
 
 
 def _adjoint_values(outs):

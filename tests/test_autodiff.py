@@ -604,3 +604,15 @@ def test_forward_vs_reverse_example_counts_the_sweeps(backend):
     assert "forward mode: 1 sweeps (one per input)" in out
     assert "reverse mode: 12 sweeps (one per output)" in out
     assert out.count("Jacobians agree within 1e-12") == 3 and "DIFFER" not in out
+
+
+def test_grad_inside_detect_anomaly_raises_like_backward():
+    x = Value(0.0, label="x")
+    y = x.log()                                         # -inf, made outside the block
+    with microbp.detect_anomaly():
+        with pytest.raises(FloatingPointError, match="the gradient of .*x.* became inf"):
+            grad(y, [x])
+        with pytest.raises(FloatingPointError, match="the gradient of .*x.* became inf"):
+            grad([y, y], [x])                           # several outputs: appended adds
+    assert x.grad == 0.0
+    assert grad(y, [x])[0].data == math.inf            # outside the block: IEEE
