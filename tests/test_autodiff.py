@@ -95,9 +95,12 @@ def function(steps, nout):
 # -- nudged re-evaluation of any Value graph: the allowance -------------------
 
 def _nudge(rng, ulps=4):
+    """x changed by a few ulps: relative ones, and absolute ones of the
+    smallest subnormal (where a subnormal result loses its relative precision)."""
     if not ulps:
         return lambda x: x
-    return lambda x: x * (1.0 + rng.uniform(-ulps, ulps) * 2.0 ** -52)
+    return lambda x: (x * (1.0 + rng.uniform(-ulps, ulps) * 2.0 ** -52)
+                      + rng.uniform(-ulps, ulps) * 2.0 ** -1074)
 
 
 def nudged(roots, leaves, rng, tangents=None, torch_div=False, ulps=4):
@@ -280,9 +283,13 @@ def test_second_derivatives_equal_torch_double_backward(g, seed):
         ref = [0.0] * len(xs)
     else:
         ref = [t.item() for t in torch.autograd.grad(ts_, ts, **kw)]
-    tfirst_ = [t.item() for t in tfirst]
-    if masked_pow(outs):
-        tfirst_ = [m.data if math.isnan(r) else r for m, r in zip(firsts, tfirst_)]
+    # torch's nan at a masked pow (see masked_pow), and its inf where microbp
+    # gets nan from the op table's other grouping of the same product: pow's
+    # (g * b) * a ** (b - 1) against torch's g * (b * a ** (b - 1)), for
+    # a = b = 5e-324 (g * b underflows to 0, a ** (b - 1) overflows to inf)
+    masked = masked_pow(outs)
+    tfirst_ = [m.data if (masked and math.isnan(r)) or (math.isinf(r) and math.isnan(m.data))
+               else r for m, r in zip(firsts, [t.item() for t in tfirst])]
     agree_all([v.data for v in firsts], tfirst_,
               allowance([v.data for v in firsts], outs, leaves, seed),
               "first derivative")
@@ -291,9 +298,13 @@ def test_second_derivatives_equal_torch_double_backward(g, seed):
     # torch differentiates the formulas that mask its edges (pow's where(),
     # abs's (g - sgn(x)^2 g) / (2|x|)), which turns an inf upstream or an inf
     # masked branch into nan; microbp differentiates the branch it took, a
-    # structural zero (abs'' = relu'' = 0). test_second_derivatives_at_the_edges
-    # checks those values op by op.
-    ref = [m if math.isnan(r) else r for m, r in zip(mine, ref)]
+    # structural zero (abs'' = relu'' = 0). And where torch gives inf after an
+    # overflow or underflow (pow of a tiny base to a huge exponent), microbp's
+    # other order of the same products may meet 0 * inf first: nan. Where
+    # torch's value is finite, microbp's must agree.
+    # test_second_derivatives_at_the_edges checks the edges op by op.
+    ref = [m if math.isnan(r) or (math.isinf(r) and not math.isfinite(m)) else r
+           for m, r in zip(mine, ref)]
     agree_all(mine, ref, allow, "second derivative")
 
 
@@ -404,6 +415,8 @@ def test_jacobian_forward_equals_reverse(g, seed):
             fij, rij = fwd[i][j], rev[i][j]
             if singular and not (math.isfinite(fij) and math.isfinite(rij)):
                 continue
+            if abs(fij) < 1e-200 and abs(rij) < 1e-200:
+                continue       # a product of path factors may underflow in one order only
             assert within(fij, rij, allow[j]), (i, j, fij, rij, allow[j])
     auto = fwd if nout > len(xs) else rev
     assert [list(map(bits, r)) for r in jacobian(f, xs)] == [list(map(bits, r)) for r in auto]
