@@ -435,6 +435,8 @@ def test_jacobian_forward_equals_reverse(g, seed):
             fij, rij = fwd[i][j], rev[i][j]
             if singular and not (math.isfinite(fij) and math.isfinite(rij)):
                 continue
+            if not (math.isfinite(fij) or math.isfinite(rij)):
+                continue       # both overflowed: inf or inf - inf = nan, by the order
             if abs(fij) < 1e-200 and abs(rij) < 1e-200:
                 continue       # a product of path factors may underflow in one order only
             assert within(fij, rij, allow[j]), (i, j, fij, rij, allow[j])
