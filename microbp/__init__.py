@@ -16,11 +16,12 @@ from .gradcheck import gradcheck, GradcheckError
 from .anomaly import detect_anomaly
 from .draw import draw
 from .explain import explain
+from .autodiff import jvp, grad, jacobian, hessian
 from . import nn, losses, optim, datasets, serialize
 
 __version__ = "0.1.0"
 
 __all__ = ["Value", "no_grad", "Parameter", "ParamStore", "Tape", "Batch", "TapeError", "set_backend", "get_backend",
            "use_backend", "available_backends", "BackendError", "gradcheck",
-           "GradcheckError", "detect_anomaly", "draw", "explain", "nn", "losses", "optim",
+           "GradcheckError", "detect_anomaly", "draw", "explain", "jvp", "grad", "jacobian", "hessian", "nn", "losses", "optim",
            "datasets", "serialize", "__version__"]
