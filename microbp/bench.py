@@ -440,6 +440,40 @@ def _chain_paths():
 
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# Hessian-vector products: a gradient graph recorded into a Tape
+
+def hvp_tape_path():
+    """H v over the 100 moons rows: the gradient graph of one row's loss
+    tanh(1 - y out)^2 of MLP(2, [16, 16, 1]) (grad(create_graph=True)),
+    dotted with a fixed v, recorded once; forward + backward leave H v (summed
+    over the rows) in the parameters' .grad."""
+    model, slots, s = _hvp_graph()
+    tape, batch = Tape(s, slots), Batch(_moons_rows())
+
+    def step():
+        model.zero_grad()
+        tape.forward(batch)
+        tape.backward()
+    return step
+
+
+def _hvp_graph():
+    from .autodiff import grad
+    model = nn.MLP(2, [16, 16, 1], seed=0)
+    params = model.parameters()
+    x0, x1, label = Value(0.0), Value(0.0), Value(0.0)
+    loss = ((1 + -label * model([x0, x1])).tanh()) ** 2
+    g = grad(loss, params, create_graph=True)
+    rng = random.Random(5)
+    return model, [x0, x1, label], sum(gk * rng.uniform(-1, 1) for gk in g)
+
+
+def _hvp_paths():
+    return {name: None for name in PATHS} | {"tape_python": hvp_tape_path,
+                                             "tape_c": hvp_tape_path}
+
+
 def workloads():
     """Every workload in the order of the table."""
     moons = _moons_rows()
@@ -449,6 +483,7 @@ def workloads():
     for width in (16, 32, 64, 128):
         out.append(mlp_workload(f"mlp-w{width}", 2, [width, width, 1], moons, "hinge", 0.1,
                                 ALPHA, python=width < 64))
+    out.append(dict(name="hvp-w16", family="hvp"))
     return out
 
 
@@ -488,14 +523,16 @@ def run(quick=False, only=None, budget=None):
         specs = [w for w in specs if w["name"] in only]
     results = []
     for w in specs:
-        builders = _mlp_paths(w) if w["family"] == "mlp" else _chain_paths()
+        builders = (_mlp_paths(w) if w["family"] == "mlp" else
+                    _hvp_paths() if w["family"] == "hvp" else _chain_paths())
         row = dict(name=w["name"], nodes=None)
         for name in PATHS:
             row[f"{name}_s"], nodes = _measure(name, builders[name], budget, quick)
             if nodes is not None:
                 row["nodes"] = nodes
         if row["nodes"] is None:               # eager skipped: count one graph all the same
-            row["nodes"] = mlp_eager_path(w)[1]
+            row["nodes"] = (mlp_eager_path(w)[1] if w["family"] == "mlp"
+                            else count_nodes(_hvp_graph()[2]))
         results.append(row)
     return {"workloads": results}
 

@@ -188,3 +188,14 @@ def test_jax_chain_step_is_microbps_step():
     got = state["params"].tolist()
     for g, p in zip(got, (w, c)):
         assert abs((g - p.data) - (-0.01 * p.grad)) <= 1e-12 * abs(0.01 * p.grad)
+
+
+def test_hvp_workload_runs_on_the_tapes_only():
+    r = run_cli("--quick", "--budget", "0", "--json", "--only", "hvp-w16")
+    assert r.returncode == 0, r.stderr
+    (w,) = json.loads(r.stdout)["workloads"]
+    assert set(w) == FIELDS and w["name"] == "hvp-w16" and w["nodes"] > 1000
+    assert w["tape_python_s"] > 0
+    assert (w["tape_c_s"] is None) == ("c" not in microbp.available_backends())
+    assert all(w[f"{p}_s"] is None for p in ("eager_python", "tape_c_fit", "torch", "jax",
+                                             "numpy"))
