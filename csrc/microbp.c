@@ -159,6 +159,12 @@ LANE_LOOP void axpy_strided(double *out, int64_t w, const double *p, int64_t sp,
 static void lin_forward(double *out, int64_t w, const double *val, const int64_t *offset,
                         const uint8_t *varies, int32_t base, const int32_t *t, int32_t k) {
     const double *acc = val + offset[base];
+    if (w == 1) {                       /* one lane: the sum stays in a register */
+        double sum = acc[0];
+        for (int32_t j = 0; j < k; j++) sum = sum + val[offset[t[2 * j]]] * val[offset[t[2 * j + 1]]];
+        out[0] = sum;
+        return;
+    }
     if (varies[base]) for (int64_t r = 0; r < w; r++) out[r] = acc[r];
     else              for (int64_t r = 0; r < w; r++) out[r] = acc[0];
     for (int32_t j = 0; j < k; j++) {
@@ -177,6 +183,7 @@ static void lin_backward(double *adj, const double *val, const int64_t *offset,
                          const uint8_t *varies, int64_t i, int64_t w,
                          int32_t base, const int32_t *t, int32_t k) {
     const double *g = adj + offset[i];
+    const double gsum = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);   /* g is final */
     for (int32_t j = k - 1; j >= 0; j--) {
         if (j == 0)                                   /* add: passes g on */
             backward_lanes(adj + offset[base], varies[base], w, g, g, g, 1, g, 1, add_grad_a);
@@ -187,9 +194,8 @@ static void lin_backward(double *adj, const double *val, const int64_t *offset,
             backward_lanes(adj + offset[p], vp, w, g, g, P, vp, Q, vq, mul_grad_a);
             backward_lanes(adj + offset[q], vq, w, g, g, P, vp, Q, vq, mul_grad_b);
         } else {                                      /* one product, one gradient */
-            const double gm = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);
-            adj[offset[p]] += mul_grad_a(gm, P[0], Q[0], 0.0);
-            adj[offset[q]] += mul_grad_b(gm, P[0], Q[0], 0.0);
+            adj[offset[p]] += mul_grad_a(gsum, P[0], Q[0], 0.0);
+            adj[offset[q]] += mul_grad_b(gsum, P[0], Q[0], 0.0);
         }
     }
 }
@@ -317,25 +323,32 @@ LAYER_SWEEP int layer_forward(double *val, const int64_t *offset, const int32_t 
     const int32_t *t0 = terms + in_b[first] + 1;
     const double **x = malloc(sizeof(double *) * (size_t)k);
     double *w = malloc(sizeof(double) * (size_t)k * TILE_J);
-    if (!x || !w) { free(x); free(w); return MBP_ENOMEM; }
+    double *pad = calloc((size_t)nrows, sizeof(double));   /* outputs past the last */
+    if (!x || !w || !pad) { free(x); free(w); free(pad); return MBP_ENOMEM; }
     for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
     for (int64_t j0 = 0; j0 < count; j0 += TILE_J) {
         const int nj = count - j0 < TILE_J ? (int)(count - j0) : TILE_J;
         double *out[TILE_J], base[TILE_J];
         for (int j = 0; j < TILE_J; j++) {
-            const int64_t node = first + j0 + (j < nj ? j : 0);
+            if (j >= nj) {                    /* a tile's padding: zeros into pad */
+                out[j] = pad;
+                base[j] = 0.0;
+                for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = 0.0;
+                continue;
+            }
+            const int64_t node = first + j0 + j;
             const int32_t *t = terms + in_b[node] + 1;
             out[j] = val + offset[node];
             base[j] = val[offset[in_a[node]]];
             for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = val[offset[t[2 * s]]];
         }
         int64_t r0 = 0;
-        if (nj == TILE_J)
-            for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_forward(out, r0, base, w, x, k);
+        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_forward(out, r0, base, w, x, k);
         if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k);
     }
     free(x);
     free(w);
+    free(pad);
     return MBP_OK;
 }
 
@@ -397,20 +410,27 @@ LAYER_SWEEP int layer_backward(double *adj, const double *val, const int64_t *of
     if (!g || !w) { free(g); free(w); return MBP_ENOMEM; }
     for (int64_t j = 0; j < count; j++) g[j] = adj + offset[first + j];
     /* the inputs: mul_grad_b of each term, g * w */
+    double *pad = calloc((size_t)nrows, sizeof(double));    /* inputs past the last */
+    if (!pad) { free(g); free(w); return MBP_ENOMEM; }
     for (int32_t s0 = 0; s0 < k; s0 += TILE_J) {
         const int nt = k - s0 < TILE_J ? k - s0 : TILE_J;
         double *dx[TILE_J];
         for (int t = 0; t < TILE_J; t++) {
-            const int32_t s = s0 + (t < nt ? t : 0);
+            if (t >= nt) {                    /* a tile's padding: zeros into pad */
+                dx[t] = pad;
+                for (int64_t j = 0; j < count; j++) w[j * TILE_J + t] = 0.0;
+                continue;
+            }
+            const int32_t s = s0 + t;
             dx[t] = adj + offset[t0[2 * s + 1]];
             for (int64_t j = 0; j < count; j++)
                 w[j * TILE_J + t] = val[offset[terms[in_b[first + j] + 1 + 2 * s]]];
         }
         int64_t r0 = 0;
-        if (nt == TILE_J)
-            for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
+        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
         if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count);
     }
+    free(pad);
     /* the bases and weights: their lane sums first, four inputs at a time
      * (layer_tile_sums), then added as lin_backward adds them: lin count-1
      * first, terms last to first, the base just before term 0 */
