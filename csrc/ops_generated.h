@@ -58,17 +58,17 @@ static inline double div_tangent_a(double t, double a, double b, double out) { (
 static inline double div_grad_b(double g, double a, double b, double out) { (void)out; return g * -(a / b / b); }
 static inline double div_tangent_b(double t, double a, double b, double out) { (void)out; return t * -(a / b / b); }
 
-/* pow: out = pow(a, b);  d out/d a = 0.0 if b == 0.0 else b * pow(a, b - 1.0);  d out/d b = where(a == 0.0 and b >= 0.0, 0.0, out * log(a)) */
+/* pow: out = pow(a, b);  d out/d a = 0.0 if b == 0.0 else factor(b * pow(a, b - 1.0));  d out/d b = where(a == 0.0 and b >= 0.0, 0.0, out * log(a)) */
 static inline double pow_forward(double a, double b) { return pow(a, b); }
-static inline double pow_grad_a(double g, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : g * b * pow(a, b - 1.0)); }
-static inline double pow_tangent_a(double t, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : t * b * pow(a, b - 1.0)); }
+static inline double pow_grad_a(double g, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : g * (b * pow(a, b - 1.0))); }
+static inline double pow_tangent_a(double t, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : t * (b * pow(a, b - 1.0))); }
 static inline double pow_grad_b(double g, double a, double b, double out) { return g * (((a == 0.0) && (b >= 0.0)) ? 0.0 : out * log(a)); }
 static inline double pow_tangent_b(double t, double a, double b, double out) { return t * (((a == 0.0) && (b >= 0.0)) ? 0.0 : out * log(a)); }
 
-/* powc: out = pow(a, b);  d out/d a = 0.0 if b == 0.0 else b * pow(a, b - 1.0) */
+/* powc: out = pow(a, b);  d out/d a = 0.0 if b == 0.0 else factor(b * pow(a, b - 1.0)) */
 static inline double powc_forward(double a, double b) { return pow(a, b); }
-static inline double powc_grad_a(double g, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : g * b * pow(a, b - 1.0)); }
-static inline double powc_tangent_a(double t, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : t * b * pow(a, b - 1.0)); }
+static inline double powc_grad_a(double g, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : g * (b * pow(a, b - 1.0))); }
+static inline double powc_tangent_a(double t, double a, double b, double out) { (void)out; return (b == 0.0 ? 0.0 : t * (b * pow(a, b - 1.0))); }
 
 /* neg: out = -a;  d out/d a = -1.0 */
 static inline double neg_forward(double a, double b) { (void)b; return -a; }

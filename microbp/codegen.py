@@ -7,7 +7,9 @@ derivatives as small expressions over the inputs `a`, `b` and the result
     numbers, a, b, out, + - * / and unary -, calls of exp log tanh pow fabs
     sqrt sign, comparisons, `and`/`or`, `x if test else y` (a selection: each
     branch is a local derivative of its own, see times) and `where(test, x, y)`
-    (a number like any other factor: u × where(...) multiplies even a zero).
+    (a number like any other factor: u × where(...) multiplies even a zero),
+    and `factor(x)`, which makes a product one factor: u × factor(b * c) is
+    u * (b * c), where u × (b * c) is (u * b) * c.
 
 This module parses them once and renders each into the three places that use
 them, so that the engine, the Python executor and the C core can never
@@ -27,7 +29,7 @@ or nan (relu'(x) for x <= 0 gives exactly 0, as in PyTorch).
 """
 import ast
 
-FUNCS = ("exp", "log", "tanh", "pow", "fabs", "sqrt", "sign", "where")
+FUNCS = ("exp", "log", "tanh", "pow", "fabs", "sqrt", "sign", "where", "factor")
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _PREC = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2}
 _CMPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -124,6 +126,11 @@ class _Render:
         return f"({self.text(e.body)} if {self.text(e.test)} else {self.text(e.orelse)})"
 
 
+def _factor(render, e, prec):
+    """factor(x): x as one parenthesized factor, in every dialect."""
+    return f"({render.text(e.args[0])})"
+
+
 class _Python(_Render):
     """Python over floats: division and libm calls through ieee.py."""
 
@@ -135,6 +142,8 @@ class _Python(_Render):
     def Call(self, e, prec):
         if e.func.id == "where":
             return self.IfExp(ast.IfExp(e.args[0], e.args[1], e.args[2]), prec)
+        if e.func.id == "factor":
+            return _factor(self, e, prec)
         return f"_{e.func.id}({', '.join(self.text(x) for x in e.args)})"
 
 
@@ -154,6 +163,8 @@ class _Values(_Render):
 
     def Call(self, e, prec):
         f, args = e.func.id, e.args
+        if f == "factor":
+            return _factor(self, e, prec)
         if f == "where":                  # a number: a zero branch is a constant 0
             self.in_test += 1
             test = self.text(args[0])
@@ -193,6 +204,8 @@ class _C(_Render):
     def Call(self, e, prec):
         if e.func.id == "where":
             return self.IfExp(ast.IfExp(e.args[0], e.args[1], e.args[2]), prec)
+        if e.func.id == "factor":
+            return _factor(self, e, prec)
         f = "mbp_sign" if e.func.id == "sign" else e.func.id
         return f"{f}({', '.join(self.text(x) for x in e.args)})"
 

@@ -20,6 +20,9 @@ A local derivative written as the number 0.0 (also inside `x if t else 0.0`)
 is a structural zero: it contributes nothing, even against an inf upstream,
 as PyTorch's relu and pow do; `where(t, 0.0, x)` is a number like any other
 and multiplies (0 × inf = nan), as PyTorch's gradient of pow's exponent does.
+The upstream multiplies into the first factor of a product (g × (1 - out) ×
+out, as PyTorch's sigmoid); factor(...) keeps a product whole (g × (b ×
+a^(b-1)), as PyTorch's pow).
 
 Adding an op: one row here, one `Value` method (engine.py), and `make ops`.
 """
@@ -43,8 +46,8 @@ ROWS = (
     ("sub",      2,     "a - b",                    "1.0",                                      "-1.0"),
     ("mul",      2,     "a * b",                    "b",                                        "a"),
     ("div",      2,     "a / b",                    "1.0 / b",                                  "-(a / b / b)"),
-    ("pow",      2,     "pow(a, b)",                "0.0 if b == 0.0 else b * pow(a, b - 1.0)", "where(a == 0.0 and b >= 0.0, 0.0, out * log(a))"),
-    ("powc",     2,     "pow(a, b)",                "0.0 if b == 0.0 else b * pow(a, b - 1.0)", None),
+    ("pow",      2,     "pow(a, b)",                "0.0 if b == 0.0 else factor(b * pow(a, b - 1.0))", "where(a == 0.0 and b >= 0.0, 0.0, out * log(a))"),
+    ("powc",     2,     "pow(a, b)",                "0.0 if b == 0.0 else factor(b * pow(a, b - 1.0))", None),
     ("neg",      1,     "-a",                       "-1.0",                                     None),
     ("exp",      1,     "exp(a)",                   "out",                                      None),
     ("log",      1,     "log(a)",                   "1.0 / a",                                  None),
