@@ -9,23 +9,21 @@ The error is a FloatingPointError naming the op, the label of its value if it
 has one, and its position (node index in topological order, and the row of
 the batch for a tape; for a new eager value, its creation number). Blocks nest
 and apply to the thread that enters them. Off by default and nearly free when
-off: the engine passes each new value to check_value() only while `active`
+off: the engine passes each new value to check_value() only while `switch.active`
 (blocks open in all threads) is non-zero (see engine._node).
 """
 import contextlib
 import math
-import threading
 
 from . import ops
+from .switch import ThreadSwitch
 
-_lock = threading.Lock()
-active = 0                       # blocks open in all threads (read by engine._node)
-_local = threading.local()       # .depth: blocks open in this thread
+switch = ThreadSwitch()          # its .active is read by engine._node
 
 
 def enabled():
     """True inside a detect_anomaly() block of this thread."""
-    return getattr(_local, "depth", 0) > 0
+    return switch.on()
 
 
 def _what(x):
@@ -86,13 +84,5 @@ def check_lanes(arr, off, vary, nr, op, name, first_nonfinite, what, reverse=Fal
 @contextlib.contextmanager
 def detect_anomaly():
     """Raise FloatingPointError at the first op whose value or gradient is nan/inf."""
-    global active
-    with _lock:
-        active += 1
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
+    with switch:
         yield
-    finally:
-        _local.depth -= 1
-        with _lock:
-            active -= 1

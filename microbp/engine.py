@@ -10,7 +10,7 @@ down to the leaves: dropping the output frees it by reference counting alone.
 Every new interior value is made by _node(). Two switches act there, each
 free while no block of it is open in any thread: inside `with no_grad():`
 (this thread) a new value records no inputs (it is a constant leaf), and
-while a detect_anomaly() block is open in some thread (anomaly.active) each
+while a detect_anomaly() block is open in some thread (anomaly.switch) each
 new value is passed to anomaly.check_value. Those are the engine's only hooks.
 
 A Value is a graph node: `==` and hash are identity (Values are dict keys),
@@ -23,18 +23,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import numbers
-import threading
 from typing import Any, Iterator, Optional, Union
 
 from . import anomaly, draw, graph, ops
 from .checks import as_float
+from .switch import ThreadSwitch
 from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
                   RELU, ABS, LEAF, CONST)
 
 _next_id = itertools.count().__next__     # creation order is a topological order
-_no_grad_blocks = 0                       # no_grad() blocks open in all threads
-_no_grad_local = threading.local()        # .depth: those open in this thread
-_no_grad_lock = threading.Lock()
+_no_grad = ThreadSwitch()                 # on inside no_grad() blocks, per thread
 
 # the forward formulas of the op table (ops.py), as plain names for speed
 (_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
@@ -282,7 +280,7 @@ Operand = Union[Value, float]
 
 def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value:
     """A new interior node; `data` was computed by the op table's forward."""
-    if _no_grad_blocks and getattr(_no_grad_local, "depth", 0):
+    if _no_grad.active and _no_grad.on():
         op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
     v = _new(Value)
     v._data = data
@@ -292,7 +290,7 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
     v._a = a
     v._b = b
     v._id = _next_id()
-    if anomaly.active:
+    if anomaly.switch.active:
         anomaly.check_value(v)
     return v
 
@@ -311,16 +309,8 @@ def no_grad() -> Iterator[None]:
     a constant leaf: no graph, nothing to backpropagate), in this thread only,
     until the block ends. For cheap evaluation, e.g. of accuracy. Blocks nest;
     takes no arguments and raises nothing of its own."""
-    global _no_grad_blocks
-    with _no_grad_lock:
-        _no_grad_blocks += 1
-    _no_grad_local.depth = getattr(_no_grad_local, "depth", 0) + 1
-    try:
+    with _no_grad:
         yield
-    finally:
-        _no_grad_local.depth -= 1
-        with _no_grad_lock:
-            _no_grad_blocks -= 1
 
 
 def leaf_init(v: Value, label: str) -> None:

@@ -30,13 +30,13 @@ def test_blocks_nest_and_the_engine_hook_is_off_after_them():
     plain = engine._node
     with detect_anomaly():
         with detect_anomaly():
-            assert anomaly.enabled() and anomaly.active == 2
-        assert anomaly.enabled() and anomaly.active == 1
-    assert not anomaly.enabled() and anomaly.active == 0
+            assert anomaly.enabled() and anomaly.switch.active == 2
+        assert anomaly.enabled() and anomaly.switch.active == 1
+    assert not anomaly.enabled() and anomaly.switch.active == 0
     with pytest.raises(ZeroDivisionError):
         with detect_anomaly():
             raise ZeroDivisionError
-    assert anomaly.active == 0
+    assert anomaly.switch.active == 0
     assert engine._node is plain          # no module's global is ever swapped
     assert (Value(1.0) / 0.0).data == float("inf")     # off again: no error
 

@@ -1,0 +1,33 @@
+"""A per-thread switch: what no_grad() and detect_anomaly() are made of.
+
+`with switch:` turns it on for the current thread until the block ends
+(blocks nest); `switch.on()` says whether it is on in this thread, and
+`switch.active` counts the blocks open in all threads, so that a hot path
+can test one attribute and pay nothing while no thread uses the switch.
+"""
+import threading
+
+
+class ThreadSwitch:
+    """On in the threads inside a `with` block of it; off elsewhere."""
+
+    __slots__ = ("active", "_lock", "_local")
+
+    def __init__(self) -> None:
+        self.active = 0                       # blocks open in all threads
+        self._lock = threading.Lock()
+        self._local = threading.local()       # .depth: blocks open in this thread
+
+    def on(self) -> bool:
+        """True inside a block of this switch in the current thread."""
+        return getattr(self._local, "depth", 0) > 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.active += 1
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.depth -= 1
+        with self._lock:
+            self.active -= 1
