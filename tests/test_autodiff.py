@@ -439,8 +439,10 @@ def test_jacobian_forward_equals_reverse(g, seed):
                 continue
             if not (math.isfinite(fij) or math.isfinite(rij)) or (
                     not (math.isfinite(fij) and math.isfinite(rij))
-                    and max(abs(x) for x in (fij, rij) if math.isfinite(x)) > 1e250):
+                    and max(abs(x) for x in (fij, rij) if math.isfinite(x)) > 1e150):
                 continue       # overflowed (on the verge, for one): inf, or inf - inf = nan
+                # (a derivative of 1e150 or more is a product of path factors that
+                # can overflow in the other sweep's order: seen at 1.8e220 vs nan)
             if abs(fij) < 1e-200 and abs(rij) < 1e-200:
                 continue       # a product of path factors may underflow in one order only
             assert within(fij, rij, allow[j]), (i, j, fij, rij, allow[j])
