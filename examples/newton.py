@@ -22,7 +22,6 @@ import math
 import random
 import sys
 
-import microbp
 from microbp import Value
 from microbp.autodiff import grad
 

@@ -83,8 +83,7 @@ def _compile(src, fname):
 def _make(code, name, arity, fwd, da, db):
     if fwd is None:
         return Op(code, name, arity, False, None, None, None, None, None, None, None, None)
-    g, t = codegen.name("g"), codegen.name("t")
-    ta, tb, tc = codegen.name("ta"), codegen.name("tb"), codegen.name("c")
+    g, ta, tb = codegen.name("g"), codegen.name("ta"), codegen.name("tb")
     fe, dae = codegen.parse(fwd), codegen.parse(da)
     dbe = codegen.parse(db) if db is not None else None
     ga, gb = codegen.times(g, dae), codegen.times(g, dbe) if dbe is not None else None
@@ -92,13 +91,12 @@ def _make(code, name, arity, fwd, da, db):
     consts = ("b",) if (arity == 2 and dbe is None) else ()
     pv = lambda e: "None" if e is None else codegen.python_values(e, consts)  # noqa: E731
     ta_term, tb_term = codegen.times(ta, dae), codegen.times(tb, dbe) if dbe is not None else None
-    tangent_src = (f"def tangent(ta, tb, a, b, out):\n"
-                   f"    t = None\n"
+    tangent_src = ("def tangent(ta, tb, a, b, out):\n"
+                   "    t = None\n"
                    + (f"    if ta is not None:\n        t = {py(ta_term)}\n" if ta_term else "")
                    + (f"    if tb is not None:\n        c = {py(tb_term)}\n"
                       f"        t = c if t is None else t + c\n" if tb_term else "")
                    + "    return t\n")
-    del t, tc
     return Op(
         code, name, arity, dbe is not None, fwd, da, db,
         _compile(f"def f(a, b):\n    return {py(fe)}\n", "f"),

@@ -26,7 +26,7 @@ from .checks import as_float
 from .engine import Value, as_value
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
-from .tapeformat import layout, inputs_vary, lin_terms, TapeError
+from .tapeformat import layout, inputs_vary, lin_terms
 
 
 class Batch:

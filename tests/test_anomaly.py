@@ -3,7 +3,6 @@ import math
 
 import pytest
 
-import microbp
 from microbp import Value, Tape, detect_anomaly
 
 

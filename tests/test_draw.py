@@ -462,7 +462,6 @@ def test_the_page_of_a_big_graph_is_summarised(tmp_path):
     assert len(text) < 200_000
     steps = re.search(r"<script type='application/json' id='steps'>(.*?)</script>", text,
                       re.S).group(1)
-    import json
     steps = json.loads(steps)
     # start, a forward step per drawn op (the leaf x is not drawn), the start of
     # backward, a backward step per drawn op, end

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import microbp
-from microbp import Value, Tape, Batch, TapeError, nn, optim
+from microbp import Value, Tape, TapeError, nn, optim
 
 import executors
 

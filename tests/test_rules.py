@@ -4,7 +4,6 @@ assignments to .data."""
 import copy
 import decimal
 import fractions
-import math
 import pickle
 import subprocess
 import sys
