@@ -33,6 +33,7 @@ from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
 
 _next_id = itertools.count().__next__     # creation order is a topological order
 _no_grad = ThreadSwitch()                 # on inside no_grad() blocks, per thread
+_anomaly = anomaly.switch                 # on inside detect_anomaly() blocks
 
 # the forward formulas of the op table (ops.py), as plain names for speed
 (_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
@@ -290,7 +291,7 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
     v._a = a
     v._b = b
     v._id = _next_id()
-    if anomaly.switch.active:
+    if _anomaly.active:
         anomaly.check_value(v)
     return v
 

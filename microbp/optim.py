@@ -30,6 +30,11 @@ def _int32s(slots):
     return memoryview(slots).cast("i") if isinstance(slots, (bytes, bytearray)) else slots
 
 
+def _state(slots):
+    """Zeros, one per slot of `slots` (bytes of int32): an optimizer's state."""
+    return array("d", bytes(8 * len(_int32s(slots))))
+
+
 def _python_fill(dst, slots, value):
     s = _int32s(slots)
     check_slots(s, len(dst))
@@ -156,7 +161,7 @@ class Momentum(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 0.01, mu: float = 0.9) -> None:
         self.mu = mu
         super().__init__(params, lr)
-        self._vel = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
+        self._vel = tuple(_state(slots) for _, slots in self._groups)
 
     mu = property(lambda self: self._mu,
                   lambda self, x: setattr(self, "_mu", setting(x, "mu", allow_zero=True)),
@@ -199,8 +204,8 @@ class Adam(Optimizer):
         self.betas = betas
         self.eps = eps
         super().__init__(params, lr)
-        self._m = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
-        self._v = tuple(array("d", bytes(2 * len(slots))) for _, slots in self._groups)
+        self._m = tuple(_state(slots) for _, slots in self._groups)
+        self._v = tuple(_state(slots) for _, slots in self._groups)
 
     @property
     def betas(self) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from array import array
 from itertools import chain
 
 from . import anomaly, params as _params
-from .backend import executor
+from .backend import executor, get_backend
 from .checks import as_float
 from .engine import Value, as_value
 from .graph import topo, flatten
@@ -515,7 +515,7 @@ class Tape:
     def _fit_chunk(self, batch, opt, k):
         from . import optim
         kind = {optim.SGD: "sgd", optim.Momentum: "momentum", optim.Adam: "adam"}.get(type(opt))
-        fast = (executor().__name__.endswith("cexec") and kind is not None
+        fast = (get_backend() == "c" and kind is not None
                 and not anomaly.enabled() and len(self._groups) == 1 and not self._plain
                 and len(opt._groups) == 1 and not opt._plain
                 and opt._groups[0][0] is self._groups[0][0])

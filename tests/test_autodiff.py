@@ -26,7 +26,7 @@ from hypothesis import given, strategies as st
 import microbp
 from microbp import Value, Tape, ieee, ops
 from microbp.autodiff import grad, hessian, jacobian, jvp, _topo
-from test_random_graphs import EDGE, EXPONENTS, SETTINGS, bits, spread, within
+from test_random_graphs import EDGE, SETTINGS, bits, random_steps, spread, within
 
 UNARY = ["neg", "exp", "log", "tanh", "sigmoid", "relu", "abs", "sqrt"]
 BINARY = ["add", "sub", "mul", "div", "pow", "powc"]
@@ -44,19 +44,7 @@ def graphs(draw, max_nodes=120, edges=True):
     leaves = draw(st.lists(value, min_size=1, max_size=5))
     size = draw(st.integers(0, max_nodes))
     rng = random.Random(draw(st.integers(0, 2 ** 32 - 1)))
-    steps = []
-    for _ in range(size):
-        k = len(leaves) + len(steps)
-
-        def pick():                                   # mostly recent nodes
-            return rng.randrange(max(0, k - 6), k) if rng.random() < 0.7 else rng.randrange(k)
-        kind = rng.choice(UNARY + BINARY)
-        if kind in UNARY:
-            steps.append(("un", kind, pick()))
-        elif kind == "powc":
-            steps.append(("powc", pick(), rng.choice(EXPONENTS)))
-        else:
-            steps.append(("bin", kind, pick(), pick()))
+    steps = random_steps(rng, len(leaves), size, UNARY, BINARY, window=6)
     return leaves, steps, min(draw(st.integers(1, 3)), len(leaves) + len(steps))
 
 

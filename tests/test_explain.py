@@ -10,6 +10,8 @@ from microbp import ops
 from microbp.explain import explain, local_derivatives
 from microbp.graphwalk import topo
 
+from networks import lecture_loss
+
 
 # -- the table of local derivatives ------------------------------------------
 
@@ -102,20 +104,6 @@ def simple_graph():
     return s
 
 
-def lecture():
-    w = {k: Value(v, label=k) for k, v in
-         (("w_AC", 0.1), ("w_BC", 0.4), ("w_AD", 0.5), ("w_BD", 0.3), ("w_CE", 0.2),
-          ("w_DE", 0.6))}
-    x_a, x_b = Value(0.23, label="x_A"), Value(0.82, label="x_B")
-    y_c = (w["w_AC"] * x_a + w["w_BC"] * x_b).sigmoid()
-    y_d = (w["w_AD"] * x_a + w["w_BD"] * x_b).sigmoid()
-    yhat = (w["w_CE"] * y_c + w["w_DE"] * y_d).sigmoid()
-    loss = 0.5 * (Value(1.0, label="y") - yhat) ** 2
-    loss.label = "L"
-    loss.backward()
-    return loss
-
-
 def random_graph(seed):
     rng = random.Random(seed)
     pool = [Value(rng.uniform(0.2, 1.5), label=f"x{i}") for i in range(5)]
@@ -166,7 +154,7 @@ def test_simple_graph_sums_are_the_engines_gradients_exactly():
         assert list(sm.products) == got[sm.value]
 
 
-@pytest.mark.parametrize("make", [lecture] + [lambda s=s: random_graph(s) for s in range(4)])
+@pytest.mark.parametrize("make", [lecture_loss] + [lambda s=s: random_graph(s) for s in range(4)])
 def test_sums_over_uses_are_the_engines_gradients(make):
     root = make()
     ex = explain(root)
@@ -229,7 +217,7 @@ def test_gradients_left_from_another_backward_are_flagged():
 
 
 def test_text_is_aligned():
-    ex = explain(lecture())
+    ex = explain(lecture_loss())
     text = str(ex)
     lines = text.splitlines()
     head = next(i for i, line in enumerate(lines) if line.lstrip().startswith("node"))

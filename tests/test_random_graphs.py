@@ -49,14 +49,23 @@ def graphs(draw, max_nodes=500):
                                 min_size=1, max_size=6))
     size = draw(st.integers(0, max_nodes - len(leaf_values)))
     rng = random.Random(draw(st.integers(0, 2 ** 32 - 1)))
-    steps = [("leaf", x) for x in leaf_values]
+    return ([("leaf", x) for x in leaf_values]
+            + random_steps(rng, len(leaf_values), size, UNARY, BINARY, window=8))
+
+
+def random_steps(rng, first, size, unary, binary, window):
+    """`size` steps ("un", name, i), ("bin", name, i, j) or ("powc", i, c) over
+    the nodes before them, numbered from 0 (the `first` nodes are leaves); an
+    input is mostly one of the `window` newest nodes, so subexpressions are
+    reused and the graph is deep."""
+    steps = []
     for _ in range(size):
-        k = len(steps)
+        k = first + len(steps)
 
         def pick():                                   # mostly recent nodes
-            return rng.randrange(max(0, k - 8), k) if rng.random() < 0.7 else rng.randrange(k)
-        kind = rng.choice(UNARY + BINARY)
-        if kind in UNARY:
+            return rng.randrange(max(0, k - window), k) if rng.random() < 0.7 else rng.randrange(k)
+        kind = rng.choice(unary + binary)
+        if kind in unary:
             steps.append(("un", kind, pick()))
         elif kind == "powc":
             steps.append(("powc", pick(), rng.choice(EXPONENTS)))
