@@ -536,47 +536,95 @@ static int backward_sweep(double *adj, const double *val, const struct tape *t) 
     return MBP_OK;
 }
 
-/* check a tape and its layers against nval values, and describe it */
-static int checked_tape(struct tape *t, int64_t nval,
-                        const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                        const uint8_t *varies, const int64_t *offset, int64_t nnodes,
-                        int64_t nrows, const int32_t *terms, int64_t nterms,
-                        const int32_t *layers, int64_t nlayers) {
-    int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
-    if (!e) e = check_layers(op, in_a, in_b, varies, nnodes, terms, layers, nlayers);
-    const struct tape checked = {op, in_a, in_b, varies, offset, nnodes, nrows, terms,
-                                 layers, nlayers};
-    *t = checked;
-    return e;
+/* ------------------------------------------------------------------------ */
+/* sealed programs: a tape copied into memory only this file can reach, and
+ * checked there once (the copy, not the caller's arrays: nothing another
+ * thread does to those afterwards matters); each run then checks only the
+ * length of the buffers it is given against the layout's nval              */
+
+struct mbp_program {
+    struct tape t;         /* points into the copies below */
+    int64_t nval;          /* the doubles of one value array of this layout */
+    int32_t *op, *in_a, *in_b, *terms, *layers;
+    uint8_t *varies;
+    int64_t *offset;
+};
+
+void mbp_program_free(struct mbp_program *p) {
+    if (!p) return;
+    free(p->op);
+    free(p->in_a);
+    free(p->in_b);
+    free(p->terms);
+    free(p->layers);
+    free(p->varies);
+    free(p->offset);
+    free(p);
 }
 
-int mbp_forward(double *val, int64_t nval,
-                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
-    struct tape t;
-    const int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows,
-                               terms, nterms, layers, nlayers);
-    return e ? e : forward_sweep(val, &t);
+/* a copy of n items of `size` bytes (a valid pointer even for n = 0) */
+static void *copy_of(const void *src, int64_t n, size_t size) {
+    void *dst = malloc(n > 0 ? (size_t)n * size : 1);
+    if (dst && n > 0) memcpy(dst, src, (size_t)n * size);
+    return dst;
 }
 
-int mbp_backward(double *adj, const double *val, int64_t nval,
-                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
-    struct tape t;
-    const int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows,
-                               terms, nterms, layers, nlayers);
-    return e ? e : backward_sweep(adj, val, &t);
+int mbp_program_new(struct mbp_program **out, int64_t nval,
+                    const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                    const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+    *out = NULL;
+    if (nnodes <= 0 || nnodes > INT32_MAX || nterms < 0 || nterms > INT32_MAX
+        || nlayers < 0 || nlayers > nnodes || nval < 0)
+        return MBP_ESIZE;
+    struct mbp_program *p = calloc(1, sizeof *p);
+    if (!p) return MBP_ENOMEM;
+    p->op = copy_of(op, nnodes, sizeof *op);
+    p->in_a = copy_of(in_a, nnodes, sizeof *in_a);
+    p->in_b = copy_of(in_b, nnodes, sizeof *in_b);
+    p->varies = copy_of(varies, nnodes, sizeof *varies);
+    p->offset = copy_of(offset, nnodes, sizeof *offset);
+    p->terms = copy_of(terms, nterms, sizeof *terms);
+    p->layers = copy_of(layers, 2 * nlayers, sizeof *layers);
+    if (!p->op || !p->in_a || !p->in_b || !p->varies || !p->offset || !p->terms || !p->layers) {
+        mbp_program_free(p);
+        return MBP_ENOMEM;
+    }
+    int e = check_tape(p->op, p->in_a, p->in_b, p->varies, p->offset, nnodes, nrows, nval,
+                       p->terms, nterms);
+    if (!e) e = check_layers(p->op, p->in_a, p->in_b, p->varies, nnodes, p->terms, p->layers,
+                             nlayers);
+    if (e) {
+        mbp_program_free(p);
+        return e;
+    }
+    const struct tape t = {p->op, p->in_a, p->in_b, p->varies, p->offset, nnodes, nrows,
+                           p->terms, p->layers, nlayers};
+    p->t = t;
+    p->nval = nval;
+    *out = p;
+    return MBP_OK;
 }
 
-int mbp_tangent(double *tan, const double *val, int64_t nval,
-                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms) {
-    const int e = check_tape(op, in_a, in_b, varies, offset, nnodes, nrows, nval, terms, nterms);
-    if (e) return e;
-    for (int64_t i = 0; i < nnodes; i++) {
+int64_t mbp_program_nval(const struct mbp_program *p) { return p ? p->nval : -1; }
+
+int mbp_forward(double *val, int64_t nval, const struct mbp_program *p) {
+    if (!p || nval < p->nval) return MBP_ESIZE;
+    return forward_sweep(val, &p->t);
+}
+
+int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p) {
+    if (!p || nval < p->nval) return MBP_ESIZE;
+    return backward_sweep(adj, val, &p->t);
+}
+
+int mbp_tangent(double *tan, const double *val, int64_t nval, const struct mbp_program *p) {
+    if (!p || nval < p->nval) return MBP_ESIZE;
+    const struct tape *t = &p->t;
+    const int32_t *op = t->op, *in_a = t->in_a, *in_b = t->in_b, *terms = t->terms;
+    const uint8_t *varies = t->varies;
+    const int64_t *offset = t->offset, nrows = t->nrows;
+    for (int64_t i = 0; i < t->nnodes; i++) {
         const int o = op[i];
         if (o == OP_LEAF || o == OP_CONST || !varies[i]) continue;  /* no tangent */
         if (o == OP_LIN) {
@@ -708,19 +756,18 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
 /* ------------------------------------------------------------------------ */
 /* whole training steps in one call (Tape.fit; optim.py's step() order)       */
 
-int mbp_fit(double *val, double *adj, int64_t nval,
-            const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-            const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-            const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
             const int32_t *pnodes, const int32_t *pslots, int64_t np,
             double *data, double *grad, int64_t nslots,
             const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
             double *s1, double *s2, int64_t nstate,
             int64_t t0, int64_t steps, double *losses, int64_t nlosses) {
-    struct tape t;
-    int e = checked_tape(&t, nval, op, in_a, in_b, varies, offset, nnodes, nrows, terms,
-                         nterms, layers, nlayers);
-    if (!e) e = check_nodes(offset, nnodes, pnodes, np, 1, nval);
+    if (!p || nval < p->nval) return MBP_ESIZE;
+    const struct tape *t = &p->t;
+    const int64_t *offset = t->offset, nnodes = t->nnodes, nrows = t->nrows;
+    const uint8_t *varies = t->varies;
+    int e = MBP_OK;
+    e = check_nodes(offset, nnodes, pnodes, np, 1, nval);
     if (!e) e = check_slots(pslots, np, nslots);
     if (!e) e = check_slots(oslots, no, nslots);
     const int64_t need = kind == MBP_FIT_SGD ? 2 : kind == MBP_FIT_MOMENTUM ? 2 : 4;
@@ -733,11 +780,11 @@ int mbp_fit(double *val, double *adj, int64_t nval,
         const int64_t tt = t0 + step;                  /* the optimizer's step count */
         for (int64_t j = 0; j < no; j++) grad[oslots[j]] = 0.0;            /* zero_grad */
         for (int64_t j = 0; j < np; j++) val[offset[pnodes[j]]] = data[pslots[j]];
-        if ((e = forward_sweep(val, &t))) return e;
+        if ((e = forward_sweep(val, t))) return e;
         double loss = 0.0;                             /* sum of the rows' outputs */
         for (int64_t r = 0; r < nrows; r++) loss += val[root + (width > 1 ? r : 0)];
         losses[step] = loss;
-        if ((e = backward_sweep(adj, val, &t))) return e;
+        if ((e = backward_sweep(adj, val, t))) return e;
         for (int64_t j = 0; j < np; j++) grad[pslots[j]] += adj[offset[pnodes[j]]];
         if (kind == MBP_FIT_SGD) {
             sgd_update(data, grad, oslots, no, hyper[0] / (1.0 + hyper[1] * (double)tt));

@@ -31,25 +31,24 @@
 #define MBP_ELAYER -7     /* a layer that is not a run of lin nodes over the same inputs */
 #define MBP_ENOMEM -8     /* out of memory for a layer's scratch */
 
+/* A sealed program: the tape copied into memory of the core's own and checked
+ * there once, for a value array of nval doubles (its layout). *out is NULL
+ * unless it returns 0; free it with mbp_program_free. The sweeps below check
+ * only that the buffers they get hold at least the program's nval. */
+struct mbp_program;
+int mbp_program_new(struct mbp_program **out, int64_t nval,
+                    const int32_t *op, const int32_t *in_a, const int32_t *in_b,
+                    const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
+                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
+void mbp_program_free(struct mbp_program *p);
+int64_t mbp_program_nval(const struct mbp_program *p);
 /* val[node] = op(val[in_a], val[in_b]) for every non-leaf node, up the tape */
-int mbp_forward(double *val, int64_t nval,
-                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
-
+int mbp_forward(double *val, int64_t nval, const struct mbp_program *p);
 /* adj[node] = d(sum over rows of the last node) / d(node), down the tape */
-int mbp_backward(double *adj, const double *val, int64_t nval,
-                 const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                 const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                 const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
-
+int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p);
 /* tan[node] = d(node)/d(input slots) . (tangent of the slots), up the tape, for
  * the nodes that vary (the tangents of the input slots are set by the caller) */
-int mbp_tangent(double *tan, const double *val, int64_t nval,
-                const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-                const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                const int32_t *terms, int64_t nterms);
-
+int mbp_tangent(double *tan, const double *val, int64_t nval, const struct mbp_program *p);
 /* val[offset[nodes[j]]] = src[slots[j]]: parameter values into the tape */
 int mbp_gather(double *val, int64_t nval, const int64_t *offset, int64_t nnodes,
                const int32_t *nodes, const int32_t *slots, int64_t k,
@@ -84,10 +83,7 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
 #define MBP_FIT_SGD 0
 #define MBP_FIT_MOMENTUM 1
 #define MBP_FIT_ADAM 2
-int mbp_fit(double *val, double *adj, int64_t nval,
-            const int32_t *op, const int32_t *in_a, const int32_t *in_b,
-            const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-            const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
             const int32_t *pnodes, const int32_t *pslots, int64_t np,
             double *data, double *grad, int64_t nslots,
             const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,

@@ -90,39 +90,65 @@ def _layers(layers):
     return p
 
 
+class Program:
+    """A tape sealed in C: its arrays copied into the core's own memory and
+    checked there once (mbp_program_new), for value arrays of `nval` doubles.
+    Each sweep then checks only the length of the buffers it is given."""
+
+    __slots__ = ("_p", "nval", "nrows")
+
+    def __init__(self, op, a, b, vary, off, nr, nval, ext=_NO_EXT, layers=_NO_EXT):
+        po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
+        pl = _layers(layers)
+        if not isinstance(nval, int) or not 0 <= nval < 2 ** 62:
+            raise TapeError(f"nval must be an int from 0 to 2**62, got {nval!r}")
+        out = ffi.new("struct mbp_program **")
+        _ok(lib.mbp_program_new(out, nval, po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe),
+                                pl, len(pl) // 2), "tape")
+        self._p = ffi.gc(out[0], lib.mbp_program_free)
+        self.nval, self.nrows = nval, nr
+
+    def forward(self, val):
+        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
+        pv = _out(val)
+        _ok(lib.mbp_forward(pv, len(pv), self._p), "forward")
+
+    def backward(self, adj, val):
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
+        pv = _doubles(val)
+        pd = _out(adj, pv)
+        _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), self._p), "backward")
+
+    def tangent(self, tan, val):
+        """tan[node] of every varying node from the tangents of the input slots."""
+        pv = _doubles(val)
+        pt = _out(tan, pv)
+        _ok(lib.mbp_tangent(pt, pv, min(len(pt), len(pv)), self._p), "tangent")
+
+
+def _nval(*bufs):
+    """The doubles that all of bufs hold."""
+    return min(len(ffi.from_buffer("double[]", x)) for x in bufs)
+
+
 def forward(val, op, a, b, vary, off, nr, ext=_NO_EXT, layers=_NO_EXT):
-    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
-    pl = _layers(layers)
-    pv = _out(val)
-    _ok(lib.mbp_forward(pv, len(pv), po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe),
-                        pl, len(pl) // 2), "forward")
+    Program(op, a, b, vary, off, nr, _nval(val), ext, layers).forward(val)
 
 
 def backward(adj, val, op, a, b, vary, off, nr, ext=_NO_EXT, layers=_NO_EXT):
-    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
-    pl = _layers(layers)
-    pv = _doubles(val)
-    pd = _out(adj, pv)
-    _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), po, pa, pb, py, pf, n,
-                         check_rows(nr), pe, len(pe), pl, len(pl) // 2), "backward")
+    Program(op, a, b, vary, off, nr, _nval(adj, val), ext, layers).backward(adj, val)
 
 
 def tangent(tan, val, op, a, b, vary, off, nr, ext=_NO_EXT):
-    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
-    pv = _doubles(val)
-    pt = _out(tan, pv)
-    _ok(lib.mbp_tangent(pt, pv, min(len(pt), len(pv)), po, pa, pb, py, pf, n,
-                        check_rows(nr), pe, len(pe)), "tangent")
+    Program(op, a, b, vary, off, nr, _nval(tan, val), ext).tangent(tan, val)
 
 
 _FIT_KINDS = {"sgd": lib.MBP_FIT_SGD, "momentum": lib.MBP_FIT_MOMENTUM, "adam": lib.MBP_FIT_ADAM}
 
 
-def fit(val, adj, op, a, b, vary, off, nr, ext, layers, pnodes, pslots, data, grad, oslots,
-        kind, hyper, s1, s2, t0, steps):
-    """`steps` training steps in one call (see mbp_fit); returns the losses."""
-    po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
-    pl = _layers(layers)
+def fit(prog, val, adj, pnodes, pslots, data, grad, oslots, kind, hyper, s1, s2, t0, steps):
+    """`steps` training steps of the Program `prog` in one call (see mbp_fit);
+    returns the losses."""
     pn, ps, pos = _index("int32_t[]", pnodes), _index("int32_t[]", pslots), _index("int32_t[]", oslots)
     if len(pn) != len(ps):
         raise TapeError("nodes and slots must be of one length")
@@ -135,8 +161,7 @@ def fit(val, adj, op, a, b, vary, off, nr, ext, layers, pnodes, pslots, data, gr
     p1 = _out(s1, pv, pd, pdata, pgrad)
     p2 = _out(s2, pv, pd, pdata, pgrad, p1) if s2 is not s1 else p1
     pl_out = _out(losses, pv, pd, pdata, pgrad, p1, p2)
-    _ok(lib.mbp_fit(pv, pd, min(len(pv), len(pd)), po, pa, pb, py, pf, n, check_rows(nr), pe,
-                    len(pe), pl, len(pl) // 2, pn, ps, len(pn), pdata, pgrad,
+    _ok(lib.mbp_fit(pv, pd, min(len(pv), len(pd)), prog._p, pn, ps, len(pn), pdata, pgrad,
                     min(len(pdata), len(pgrad)), pos, len(pos), _FIT_KINDS[kind], ph, len(ph),
                     p1, p2, min(len(p1), len(p2)), t0, steps, pl_out, len(pl_out)), "fit")
     return losses.tolist()[:steps]

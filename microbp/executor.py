@@ -3,14 +3,37 @@
 Two implementations exist: pyexec.py (pure Python) and cexec.py (the C core,
 csrc/microbp.c, through cffi). backend.executor() returns the one in force.
 Arrays follow the tape format (tapeformat.py); every function checks what it
-is given and raises TapeError instead of touching memory it was not given.
+is given and raises TapeError instead of touching memory it was not given. A
+Tape runs a Program: its tape checked once per layout, so that a sweep costs
+no check proportional to the tape; forward/backward/tangent below are the
+same sweeps for a tape given as arrays (checked at each call).
 Optimizer kernels (sgd, momentum, adam, fill) are the C core's only; their
 Python twins sit beside each optimizer in optim.py.
 """
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
+
+
+class Program(Protocol):
+    """A tape checked once for value arrays of `nval` doubles (a sealed program):
+    made by the executor's Program(op, a, b, vary, off, nr, nval, ext, layers),
+    which raises TapeError for an invalid tape; each sweep checks only that the
+    buffers it gets hold `nval` doubles."""
+    nval: int
+    nrows: int
+
+    def forward(self, val) -> None:
+        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
+
+    def backward(self, adj, val) -> None:
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
+
+    def tangent(self, tan, val) -> None:
+        """tan[node] of every varying node from the tangents of the input slots."""
 
 
 class Executor(Protocol):
+    Program: Callable[..., Program]
+
     def forward(self, val, op, a, b, vary, off, nr: int, ext=()) -> None:
         """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
 

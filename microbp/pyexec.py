@@ -31,11 +31,66 @@ def _lanes(val, i, vary, off, nr):
     return val[o:o + nr] if vary[i] else repeat(val[o], nr)
 
 
+class Program:
+    """A tape checked once (tapeformat.check) for value arrays of `nval`
+    doubles, the twin of cexec.Program: it keeps its own copies of the arrays,
+    and each sweep checks only the length of the buffers it is given."""
+
+    __slots__ = ("_tape", "nval", "nrows")
+
+    def __init__(self, op, a, b, vary, off, nr, nval, ext=(), layers=()):
+        try:
+            tape = (tuple(op), tuple(a), tuple(b), bytes(vary), tuple(off), nr, tuple(ext))
+        except (TypeError, ValueError) as e:
+            raise TapeError(f"a tape array holds {e}") from None
+        layers = tuple(layers)
+        if not isinstance(nval, int) or not 0 <= nval < 2 ** 62:
+            raise TapeError(f"nval must be an int from 0 to 2**62, got {nval!r}")
+        check(*tape[:6], nval, tape[6])
+        check_layers(*tape[:4], tape[6], layers)
+        self._tape, self.nval, self.nrows = tape, nval, nr
+
+    def _fits(self, *bufs):
+        if min(map(len, bufs)) < self.nval:
+            raise TapeError(f"value arrays hold {min(map(len, bufs))} doubles, "
+                            f"the tape needs {self.nval}")
+
+    def forward(self, val):
+        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
+        self._fits(val)
+        _forward(val, *self._tape)
+
+    def backward(self, adj, val):
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
+        self._fits(adj, val)
+        _backward(adj, val, *self._tape)
+
+    def tangent(self, tan, val):
+        """tan[node] of every varying node from the tangents of the input slots."""
+        self._fits(tan, val)
+        _tangent(tan, val, *self._tape)
+
+
 def forward(val, op, a, b, vary, off, nr, ext=(), layers=()):
     """val[node i] = op_i(val[a_i], val[b_i]) for every non-leaf node, in order
     (layers are checked, and need nothing else here: the same bits node by node)."""
-    check(op, a, b, vary, off, nr, len(val), ext)
-    check_layers(op, a, b, vary, ext, layers)
+    Program(op, a, b, vary, off, nr, len(val), ext, layers).forward(val)
+
+
+def backward(adj, val, op, a, b, vary, off, nr, ext=(), layers=()):
+    """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
+    Program(op, a, b, vary, off, nr, min(len(val), len(adj)), ext, layers).backward(adj, val)
+
+
+def tangent(tan, val, op, a, b, vary, off, nr, ext=()):
+    """tan[node] = the tangent of every node that varies, up the array, from
+    the tangents of the input slots (set by the caller): forward mode, with
+    the tangents of the rows of a batch as lanes. A node that does not vary
+    has no tangent (it depends on no input slot), and contributes nothing."""
+    Program(op, a, b, vary, off, nr, min(len(val), len(tan)), ext).tangent(tan, val)
+
+
+def _forward(val, op, a, b, vary, off, nr, ext):
     for i in range(len(op)):
         o = op[i]
         if o <= CONST:
@@ -100,10 +155,7 @@ def _lin_backward(adj, val, i, base, terms, vary, off, nr):
         _accumulate(adj, q, vary, off, list(map(_mul, gm, xs)))   # the other input
 
 
-def backward(adj, val, op, a, b, vary, off, nr, ext=(), layers=()):
-    """adj[node] = d(sum over lanes of the last node)/d(node), for every node."""
-    check(op, a, b, vary, off, nr, min(len(val), len(adj)), ext)
-    check_layers(op, a, b, vary, ext, layers)
+def _backward(adj, val, op, a, b, vary, off, nr, ext):
     n = len(op)
     if nr == 1 and not any(vary) and LIN not in op:
         return _sweep_scalar(adj, val, op, a, b)
@@ -140,12 +192,7 @@ def backward(adj, val, op, a, b, vary, off, nr, ext=(), layers=()):
                 _accumulate(adj, bi, vary, off, [p[1] for p in pairs])
 
 
-def tangent(tan, val, op, a, b, vary, off, nr, ext=()):
-    """tan[node] = the tangent of every node that varies, up the array, from
-    the tangents of the input slots (set by the caller): forward mode, with
-    the tangents of the rows of a batch as lanes. A node that does not vary
-    has no tangent (it depends on no input slot), and contributes nothing."""
-    check(op, a, b, vary, off, nr, min(len(val), len(tan)), ext)
+def _tangent(tan, val, op, a, b, vary, off, nr, ext):
     for i in range(len(op)):
         o = op[i]
         if o <= CONST or not vary[i]:

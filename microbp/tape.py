@@ -16,6 +16,7 @@ num_inputs and parameters. One tape serves one thread at a time: its calls
 hold a lock, and backward() raises RuntimeError when the last forward() ran
 in another thread (it would hand one thread's results to another).
 """
+import struct
 import threading
 from array import array
 from itertools import chain
@@ -57,20 +58,22 @@ class Batch:
         if not rows:
             raise ValueError("batch is empty: give at least one row")
         width = len(rows[0]) if width is None and hasattr(rows[0], "__len__") else width
-        for r, row in enumerate(rows):
-            if not isinstance(row, (list, tuple)):
-                raise TypeError(f"batch row {r} must be a list or tuple of numbers, "
-                                f"not {type(row).__name__}")
-            if len(row) != width:
-                raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
-                                 "(one per input slot)")
+        if not (set(map(type, rows)) <= _ROWS and set(map(len, rows)) == {width}):
+            for r, row in enumerate(rows):       # name the first bad row
+                if not isinstance(row, (list, tuple)):
+                    raise TypeError(f"batch row {r} must be a list or tuple of numbers, "
+                                    f"not {type(row).__name__}")
+                if len(row) != width:
+                    raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
+                                     "(one per input slot)")
         entries = list(chain.from_iterable(rows))
         flat = None
         if set(map(type, entries)) <= _NUMBERS:          # floats and ints: one copy
             try:
-                flat = array("d", entries)
-            except OverflowError:                         # an int too large: named below
-                pass
+                flat = array("d")
+                flat.frombytes(struct.pack(f"{len(entries)}d", *entries))
+            except (OverflowError, struct.error):         # an int too large: named below
+                flat = None
         if flat is None:                                  # the one rule of checks.as_float
             flat = array("d", [as_float(x, f"batch row {k // width if width else 0} entry "
                                            f"{k % width if width else 0}")
@@ -84,6 +87,7 @@ class Batch:
 
 
 _NUMBERS = {float, int}
+_ROWS = {list, tuple}
 
 
 def _float64_rows(rows, width):
@@ -324,6 +328,7 @@ class Tape:
         self._const_vals = tuple(nodes[i].data for i in consts)
         self._nr = 0          # rows of the current layout
         self._off = self._val = self._adj = self._tan = None
+        self._programs = {}   # executor -> this layout's tape, sealed by it
         self._ready = None    # the thread whose forward filled val
         self._lock = threading.Lock()
 
@@ -393,7 +398,17 @@ class Tape:
         self._off, self._val = off, val
         self._adj = array("d", bytes(8 * total))
         self._tan = None
+        self._programs = {}
         self._nr = nr
+
+    def _program(self, ex):
+        """This layout's tape as executor ex's Program: checked once, then run."""
+        prog = self._programs.get(ex)
+        if prog is None:
+            prog = self._programs[ex] = ex.Program(self._op, self._a, self._b, self._vary,
+                                                   self._off, self._nr, len(self._val),
+                                                   self._ext, self._layers)
+        return prog
 
     def _batch(self, batch, what="batch"):
         if not isinstance(batch, Batch):
@@ -434,7 +449,7 @@ class Tape:
             val[off[i]] = v.data
         if self._in_nodes:
             ex.load_rows(val, off, self._in_nodes, self._columns(batch), nr)
-        ex.forward(val, self._op, self._a, self._b, self._vary, off, nr, self._ext, self._layers)
+        self._program(ex).forward(val)
         if anomaly.enabled():
             anomaly.check_lanes(val, off, self._vary, nr, self._op, self._name,
                                 ex.first_nonfinite, "value")
@@ -467,8 +482,7 @@ class Tape:
             off, adj = self._off, self._adj
             for i, w in zip(self._weight_nodes, ws):
                 self._val[off[i]] = w
-            ex.backward(adj, self._val, self._op, self._a, self._b, self._vary, off, self._nr,
-                        self._ext, self._layers)
+            self._program(ex).backward(adj, self._val)
             if anomaly.enabled():                # before any .grad changes
                 anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
                                     self._name, ex.first_nonfinite, "gradient",
@@ -542,8 +556,7 @@ class Tape:
             self._layout(nr)
             if self._in_nodes:
                 ex.load_rows(self._val, self._off, self._in_nodes, self._columns(batch), nr)
-            losses = ex.fit(self._val, self._adj, self._op, self._a, self._b, self._vary,
-                            self._off, nr, self._ext, self._layers, nodes, slots, store._data,
+            losses = ex.fit(self._program(ex), self._val, self._adj, nodes, slots, store._data,
                             store._grad, oslots, kind, hyper, s1, s2, opt.steps, k)
             opt.steps += k
             self._ready = threading.get_ident()
@@ -582,6 +595,5 @@ class Tape:
             tan = self._tan
             if self._in_nodes:
                 ex.load_rows(tan, self._off, self._in_nodes, self._columns(tangents), nr)
-            ex.tangent(tan, self._val, self._op, self._a, self._b, self._vary, self._off, nr,
-                       self._ext)
+            self._program(ex).tangent(tan, self._val)
             return self._outputs(self._val, nr), self._outputs(tan, nr, fixed=0.0)

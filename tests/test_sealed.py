@@ -171,3 +171,44 @@ def test_python_executor_refuses_what_c_refuses():
         with pytest.raises(TapeError):
             ex.forward(array("d", [0.0]), array("i", [99]), array("i", [-1]),
                        array("i", [-1]), bytes(1), array("q", [0]), 1)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_program_is_its_own_copy_checked_once(backend_name):
+    # x (a leaf), y (a leaf), x * y: sealed from arrays the caller keeps changing
+    from microbp.ops import LEAF, MUL
+    ex = executors.executor(backend_name)
+    op, a, b = array("i", [LEAF, LEAF, MUL]), array("i", [-1, -1, 0]), array("i", [-1, -1, 1])
+    vary, off = bytearray(3), array("q", [0, 1, 2])
+    prog = ex.Program(op, a, b, vary, off, 1, 3)
+    assert (prog.nval, prog.nrows) == (3, 1)
+    op[2], a[2], off[2] = 99, 7, 10 ** 9      # the caller's arrays go bad afterwards...
+    val = array("d", [3.0, 4.0, 0.0])
+    prog.forward(val)                        # ...and the program runs what it sealed
+    assert val[2] == 12.0
+    adj = array("d", [0.0] * 3)
+    prog.backward(adj, val)
+    assert adj.tolist() == [4.0, 3.0, 1.0]
+    with pytest.raises(TapeError):           # a buffer shorter than the layout
+        prog.forward(array("d", [0.0] * 2))
+    with pytest.raises(TapeError):
+        prog.backward(array("d", [0.0] * 3), array("d", [0.0] * 2))
+    with pytest.raises(TapeError):           # what is sealed is checked: here, op 99
+        ex.Program(op, a, b, vary, off, 1, 3)
+    with pytest.raises(TapeError):           # a layout larger than the value arrays
+        ex.Program(array("i", [LEAF, LEAF]), array("i", [-1, -1]), array("i", [-1, -1]),
+                   bytes(2), array("q", [0, 1]), 1, 1)
+
+
+def test_a_tape_seals_one_program_per_layout_and_executor():
+    tape, _ = small_tape()
+    for name in BACKENDS:
+        with microbp.use_backend(name):
+            tape.forward(ROWS)
+            tape.backward()
+            first = dict(tape._programs)
+            tape.forward(ROWS)
+            assert tape._programs == first           # the same program, not resealed
+    assert len(tape._programs) == len(BACKENDS)
+    tape.forward(ROWS[:3])                            # another layout: sealed anew
+    assert all(p.nrows == 3 for p in tape._programs.values())

@@ -1130,13 +1130,18 @@ else:
     op, a, b, vary, off = [0, 0], [-1, -1], [-1, -1], [0, 1], [0, 1]
 val, adj, ext = array("d", [1.0, 2.0, 3.0]), array("d", [0.0, 0.0, 0.0]), array("i")
 buf = ffi.from_buffer
-t = (buf("int32_t[]", array("i", op)), buf("int32_t[]", array("i", a)),
-     buf("int32_t[]", array("i", b)), buf("uint8_t[]", bytearray(vary)),
-     buf("int64_t[]", array("q", off)), len(op), nr, buf("int32_t[]", ext), 0, ffi.NULL, 0)
-if which == "forward":
-    code = lib.mbp_forward(buf("double[]", val), 3, *t)
-else:
-    code = lib.mbp_backward(buf("double[]", adj), buf("double[]", val), 3, *t)
+prog = ffi.new("struct mbp_program **")
+code = lib.mbp_program_new(prog, 3, buf("int32_t[]", array("i", op)), buf("int32_t[]", array("i", a)),
+                           buf("int32_t[]", array("i", b)), buf("uint8_t[]", bytearray(vary)),
+                           buf("int64_t[]", array("q", off)), len(op), nr, buf("int32_t[]", ext), 0,
+                           ffi.NULL, 0)
+if code == 0:               # sealed (it must not be): run it
+    if which == "forward":
+        code = lib.mbp_forward(buf("double[]", val), 3, prog[0])
+    else:
+        code = lib.mbp_backward(buf("double[]", adj), buf("double[]", val), 3, prog[0])
+elif prog[0] != ffi.NULL:
+    code = 0                # a failed seal must leave no program
 print("rejected" if code < 0 else "accepted", val.tolist(), adj.tolist())
 """
 
