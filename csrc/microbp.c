@@ -542,12 +542,34 @@ static int backward_sweep(double *adj, const double *val, const struct tape *t) 
  * thread does to those afterwards matters); each run then checks only the
  * length of the buffers it is given against the layout's nval              */
 
+/* node and slot lists: in range of the layout, of the store */
+static int check_nodes(const int64_t *offset, int64_t nnodes, const int32_t *nodes, int64_t k,
+                       int64_t width, int64_t nval) {
+    if (nnodes < 0 || k < 0 || width <= 0) return MBP_ESIZE;
+    for (int64_t j = 0; j < k; j++) {
+        if (nodes[j] < 0 || nodes[j] >= nnodes) return MBP_ESLOT;
+        const int64_t o = offset[nodes[j]];
+        if (o < 0 || o > nval - width) return MBP_ESLOT;
+    }
+    return MBP_OK;
+}
+
+static int check_slots(const int32_t *slots, int64_t k, int64_t nslots) {
+    if (k < 0 || nslots < 0) return MBP_ESIZE;
+    for (int64_t j = 0; j < k; j++)
+        if (slots[j] < 0 || slots[j] >= nslots) return MBP_ESLOT;
+    return MBP_OK;
+}
+
 struct mbp_program {
     struct tape t;         /* points into the copies below */
     int64_t nval;          /* the doubles of one value array of this layout */
     int32_t *op, *in_a, *in_b, *terms, *layers;
     uint8_t *varies;
     int64_t *offset;
+    int32_t *in_nodes;     /* input slot j's node (nin of them) */
+    int32_t *pnodes, *pslots;   /* parameter node j <-> slot pslots[j] of a store */
+    int64_t nin, np, nslots;    /* nslots: the store must hold more than the largest slot */
 };
 
 void mbp_program_free(struct mbp_program *p) {
@@ -559,6 +581,9 @@ void mbp_program_free(struct mbp_program *p) {
     free(p->layers);
     free(p->varies);
     free(p->offset);
+    free(p->in_nodes);
+    free(p->pnodes);
+    free(p->pslots);
     free(p);
 }
 
@@ -572,10 +597,13 @@ static void *copy_of(const void *src, int64_t n, size_t size) {
 int mbp_program_new(struct mbp_program **out, int64_t nval,
                     const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                     const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers) {
+                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+                    const int32_t *in_nodes, int64_t nin,
+                    const int32_t *pnodes, const int32_t *pslots, int64_t np) {
     *out = NULL;
     if (nnodes <= 0 || nnodes > INT32_MAX || nterms < 0 || nterms > INT32_MAX
-        || nlayers < 0 || nlayers > nnodes || nval < 0)
+        || nlayers < 0 || nlayers > nnodes || nval < 0 || nin < 0 || nin > nnodes
+        || np < 0 || np > nnodes)
         return MBP_ESIZE;
     struct mbp_program *p = calloc(1, sizeof *p);
     if (!p) return MBP_ENOMEM;
@@ -586,7 +614,11 @@ int mbp_program_new(struct mbp_program **out, int64_t nval,
     p->offset = copy_of(offset, nnodes, sizeof *offset);
     p->terms = copy_of(terms, nterms, sizeof *terms);
     p->layers = copy_of(layers, 2 * nlayers, sizeof *layers);
-    if (!p->op || !p->in_a || !p->in_b || !p->varies || !p->offset || !p->terms || !p->layers) {
+    p->in_nodes = copy_of(in_nodes, nin, sizeof *in_nodes);
+    p->pnodes = copy_of(pnodes, np, sizeof *pnodes);
+    p->pslots = copy_of(pslots, np, sizeof *pslots);
+    if (!p->op || !p->in_a || !p->in_b || !p->varies || !p->offset || !p->terms || !p->layers
+        || !p->in_nodes || !p->pnodes || !p->pslots) {
         mbp_program_free(p);
         return MBP_ENOMEM;
     }
@@ -594,6 +626,9 @@ int mbp_program_new(struct mbp_program **out, int64_t nval,
                        p->terms, nterms);
     if (!e) e = check_layers(p->op, p->in_a, p->in_b, p->varies, nnodes, p->terms, p->layers,
                              nlayers);
+    if (!e) e = check_nodes(p->offset, nnodes, p->in_nodes, nin, nrows, nval);
+    if (!e) e = check_nodes(p->offset, nnodes, p->pnodes, np, 1, nval);
+    if (!e) e = check_slots(p->pslots, np, INT32_MAX);
     if (e) {
         mbp_program_free(p);
         return e;
@@ -602,20 +637,48 @@ int mbp_program_new(struct mbp_program **out, int64_t nval,
                            p->terms, p->layers, nlayers};
     p->t = t;
     p->nval = nval;
+    p->nin = nin;
+    p->np = np;
+    for (int64_t j = 0; j < np; j++)
+        if (p->pslots[j] >= p->nslots) p->nslots = (int64_t)p->pslots[j] + 1;
     *out = p;
     return MBP_OK;
 }
 
-int64_t mbp_program_nval(const struct mbp_program *p) { return p ? p->nval : -1; }
+/* the batch's rows into the input lanes, the parameters from their store */
+static void load_rows(double *val, const struct mbp_program *p, const double *rows) {
+    const int64_t k = p->nin, nrows = p->t.nrows;
+    for (int64_t j = 0; j < k; j++) {
+        double *lanes = val + p->t.offset[p->in_nodes[j]];
+        for (int64_t r = 0; r < nrows; r++) lanes[r] = rows[r * k + j];
+    }
+}
 
-int mbp_forward(double *val, int64_t nval, const struct mbp_program *p) {
-    if (!p || nval < p->nval) return MBP_ESIZE;
+static void gather(double *val, const struct mbp_program *p, const double *src) {
+    for (int64_t j = 0; j < p->np; j++) val[p->t.offset[p->pnodes[j]]] = src[p->pslots[j]];
+}
+
+/* the parameters' gradients into their store */
+static void scatter_add(double *dst, const struct mbp_program *p, const double *adj) {
+    for (int64_t j = 0; j < p->np; j++) dst[p->pslots[j]] += adj[p->t.offset[p->pnodes[j]]];
+}
+
+int mbp_forward(double *val, int64_t nval, const struct mbp_program *p,
+                const double *rows, int64_t nrowvals, const double *src, int64_t nsrc) {
+    if (!p || nval < p->nval || (rows && nrowvals / p->t.nrows < p->nin)
+        || (src && nsrc < p->nslots))
+        return MBP_ESIZE;
+    if (rows) load_rows(val, p, rows);
+    if (src) gather(val, p, src);
     return forward_sweep(val, &p->t);
 }
 
-int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p) {
-    if (!p || nval < p->nval) return MBP_ESIZE;
-    return backward_sweep(adj, val, &p->t);
+int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p,
+                 double *dst, int64_t ndst) {
+    if (!p || nval < p->nval || (dst && ndst < p->nslots)) return MBP_ESIZE;
+    const int e = backward_sweep(adj, val, &p->t);
+    if (!e && dst) scatter_add(dst, p, adj);
+    return e;
 }
 
 int mbp_tangent(double *tan, const double *val, int64_t nval, const struct mbp_program *p) {
@@ -642,24 +705,6 @@ int mbp_tangent(double *tan, const double *val, int64_t nval, const struct mbp_p
 
 /* ------------------------------------------------------------------------ */
 /* moving parameters and batches in and out of a tape                        */
-
-static int check_nodes(const int64_t *offset, int64_t nnodes, const int32_t *nodes, int64_t k,
-                       int64_t width, int64_t nval) {
-    if (nnodes < 0 || k < 0 || width <= 0) return MBP_ESIZE;
-    for (int64_t j = 0; j < k; j++) {
-        if (nodes[j] < 0 || nodes[j] >= nnodes) return MBP_ESLOT;
-        const int64_t o = offset[nodes[j]];
-        if (o < 0 || o > nval - width) return MBP_ESLOT;
-    }
-    return MBP_OK;
-}
-
-static int check_slots(const int32_t *slots, int64_t k, int64_t nslots) {
-    if (k < 0 || nslots < 0) return MBP_ESIZE;
-    for (int64_t j = 0; j < k; j++)
-        if (slots[j] < 0 || slots[j] >= nslots) return MBP_ESLOT;
-    return MBP_OK;
-}
 
 int mbp_gather(double *val, int64_t nval, const int64_t *offset, int64_t nnodes,
                const int32_t *nodes, const int32_t *slots, int64_t k,
@@ -757,19 +802,15 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
 /* whole training steps in one call (Tape.fit; optim.py's step() order)       */
 
 int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
-            const int32_t *pnodes, const int32_t *pslots, int64_t np,
             double *data, double *grad, int64_t nslots,
             const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
             double *s1, double *s2, int64_t nstate,
             int64_t t0, int64_t steps, double *losses, int64_t nlosses) {
-    if (!p || nval < p->nval) return MBP_ESIZE;
+    if (!p || nval < p->nval || nslots < p->nslots) return MBP_ESIZE;
     const struct tape *t = &p->t;
     const int64_t *offset = t->offset, nnodes = t->nnodes, nrows = t->nrows;
     const uint8_t *varies = t->varies;
-    int e = MBP_OK;
-    e = check_nodes(offset, nnodes, pnodes, np, 1, nval);
-    if (!e) e = check_slots(pslots, np, nslots);
-    if (!e) e = check_slots(oslots, no, nslots);
+    int e = check_slots(oslots, no, nslots);
     const int64_t need = kind == MBP_FIT_SGD ? 2 : kind == MBP_FIT_MOMENTUM ? 2 : 4;
     if (!e && (kind < MBP_FIT_SGD || kind > MBP_FIT_ADAM || nhyper < need || steps < 0
                || t0 < 0 || nlosses < steps || (kind != MBP_FIT_SGD && no > nstate)))
@@ -779,13 +820,13 @@ int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
     for (int64_t step = 0; step < steps; step++) {
         const int64_t tt = t0 + step;                  /* the optimizer's step count */
         for (int64_t j = 0; j < no; j++) grad[oslots[j]] = 0.0;            /* zero_grad */
-        for (int64_t j = 0; j < np; j++) val[offset[pnodes[j]]] = data[pslots[j]];
+        gather(val, p, data);
         if ((e = forward_sweep(val, t))) return e;
         double loss = 0.0;                             /* sum of the rows' outputs */
         for (int64_t r = 0; r < nrows; r++) loss += val[root + (width > 1 ? r : 0)];
         losses[step] = loss;
         if ((e = backward_sweep(adj, val, t))) return e;
-        for (int64_t j = 0; j < np; j++) grad[pslots[j]] += adj[offset[pnodes[j]]];
+        scatter_add(grad, p, adj);
         if (kind == MBP_FIT_SGD) {
             sgd_update(data, grad, oslots, no, hyper[0] / (1.0 + hyper[1] * (double)tt));
         } else if (kind == MBP_FIT_MOMENTUM) {

@@ -32,20 +32,28 @@
 #define MBP_ENOMEM -8     /* out of memory for a layer's scratch */
 
 /* A sealed program: the tape copied into memory of the core's own and checked
- * there once, for a value array of nval doubles (its layout). *out is NULL
- * unless it returns 0; free it with mbp_program_free. The sweeps below check
- * only that the buffers they get hold at least the program's nval. */
+ * there once, for value arrays of nval doubles (its layout), with the nodes
+ * its batch rows fill (in_nodes: input slot j -> node) and the nodes of its
+ * parameters in one store (pnodes[j] <-> store slot pslots[j]). *out is NULL
+ * unless it returns 0; free it with mbp_program_free. The runs below check
+ * only that the buffers they get are large enough for the program. */
 struct mbp_program;
 int mbp_program_new(struct mbp_program **out, int64_t nval,
                     const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                     const uint8_t *varies, const int64_t *offset, int64_t nnodes, int64_t nrows,
-                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers);
+                    const int32_t *terms, int64_t nterms, const int32_t *layers, int64_t nlayers,
+                    const int32_t *in_nodes, int64_t nin,
+                    const int32_t *pnodes, const int32_t *pslots, int64_t np);
 void mbp_program_free(struct mbp_program *p);
-int64_t mbp_program_nval(const struct mbp_program *p);
-/* val[node] = op(val[in_a], val[in_b]) for every non-leaf node, up the tape */
-int mbp_forward(double *val, int64_t nval, const struct mbp_program *p);
-/* adj[node] = d(sum over rows of the last node) / d(node), down the tape */
-int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p);
+/* the rows (nrows x nin, row-major) into the input lanes unless rows is NULL,
+ * the parameters from src[pslots] unless src is NULL, then
+ * val[node] = op(val[in_a], val[in_b]) for every non-leaf node, up the tape */
+int mbp_forward(double *val, int64_t nval, const struct mbp_program *p,
+                const double *rows, int64_t nrowvals, const double *src, int64_t nsrc);
+/* adj[node] = d(sum over rows of the last node) / d(node), down the tape; then
+ * dst[pslots[j]] += adj of pnodes[j] unless dst is NULL */
+int mbp_backward(double *adj, const double *val, int64_t nval, const struct mbp_program *p,
+                 double *dst, int64_t ndst);
 /* tan[node] = d(node)/d(input slots) . (tangent of the slots), up the tape, for
  * the nodes that vary (the tangents of the input slots are set by the caller) */
 int mbp_tangent(double *tan, const double *val, int64_t nval, const struct mbp_program *p);
@@ -74,7 +82,8 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
              double beta2, double eps, double bc1, double bc2);
 
 /* `steps` training steps on the batch already in the input lanes of val, each
- * as optim.py and Tape make it: grad[oslots] = 0; val[offset[pnodes[j]]] =
+ * as optim.py and Tape make it, with the program's parameters (pnodes, pslots)
+ * in the store data/grad: grad[oslots] = 0; val[offset[pnodes[j]]] =
  * data[pslots[j]]; forward; losses[step] = the sum of the rows' outputs;
  * backward; grad[pslots[j]] += adj[offset[pnodes[j]]]; then the optimizer's
  * update of data[oslots] at step count t0 + step: kind MBP_FIT_SGD (hyper:
@@ -84,7 +93,6 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
 #define MBP_FIT_MOMENTUM 1
 #define MBP_FIT_ADAM 2
 int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
-            const int32_t *pnodes, const int32_t *pslots, int64_t np,
             double *data, double *grad, int64_t nslots,
             const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
             double *s1, double *s2, int64_t nstate,

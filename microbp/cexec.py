@@ -57,13 +57,18 @@ def _doubles(x):
 def _out(x, *reads):
     """A pointer into a buffer that C writes to, refused when it overlaps one it reads."""
     p = ffi.from_buffer("double[]", x, require_writable=True)
+    _disjoint(p, reads)
+    return p
+
+
+def _disjoint(p, reads):
+    """TapeError when the buffer at p (written) overlaps one of `reads`."""
     lo = int(ffi.cast("uintptr_t", p))
     hi = lo + 8 * len(p)
     for q in reads:
         qlo = int(ffi.cast("uintptr_t", q))
         if lo < qlo + ffi.sizeof(q) and qlo < hi and len(p) and ffi.sizeof(q):
             raise TapeError("an output buffer overlaps a buffer the same call reads")
-    return p
 
 
 def _ok(code, what):
@@ -92,32 +97,57 @@ def _layers(layers):
 
 class Program:
     """A tape sealed in C: its arrays copied into the core's own memory and
-    checked there once (mbp_program_new), for value arrays of `nval` doubles.
-    Each sweep then checks only the length of the buffers it is given."""
+    checked there once (mbp_program_new), for value arrays of `nval` doubles,
+    with the nodes a batch row fills (`inputs`, one per input slot used) and
+    the parameter nodes of one store (`params`: (nodes, slots)). Each run
+    then checks only the sizes of the buffers it is given."""
 
-    __slots__ = ("_p", "nval", "nrows")
+    __slots__ = ("_p", "nval", "nrows", "_val")
 
-    def __init__(self, op, a, b, vary, off, nr, nval, ext=_NO_EXT, layers=_NO_EXT):
+    def __init__(self, op, a, b, vary, off, nr, nval, ext=_NO_EXT, layers=_NO_EXT,
+                 inputs=_NO_EXT, params=(_NO_EXT, _NO_EXT)):
         po, pa, pb, py, pf, n, pe = _tape(op, a, b, vary, off, ext)
         pl = _layers(layers)
+        pi, pn, ps = (_index("int32_t[]", x) for x in (inputs, *params))
+        if len(pn) != len(ps):
+            raise TapeError("parameter nodes and slots must be of one length")
         if not isinstance(nval, int) or not 0 <= nval < 2 ** 62:
             raise TapeError(f"nval must be an int from 0 to 2**62, got {nval!r}")
         out = ffi.new("struct mbp_program **")
         _ok(lib.mbp_program_new(out, nval, po, pa, pb, py, pf, n, check_rows(nr), pe, len(pe),
-                                pl, len(pl) // 2), "tape")
+                                pl, len(pl) // 2, pi, len(pi), pn, ps, len(pn)), "tape")
         self._p = ffi.gc(out[0], lib.mbp_program_free)
         self.nval, self.nrows = nval, nr
+        self._val = None      # (val, adj, their pointers): the buffers of the last run
 
-    def forward(self, val):
-        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
-        pv = _out(val)
-        _ok(lib.mbp_forward(pv, len(pv), self._p), "forward")
+    def _buffers(self, val, adj=None):
+        """Pointers to val (written) and adj (written; not overlapping val),
+        made once for the buffers a tape runs on again and again."""
+        last = self._val
+        if last is None or last[0] is not val or last[1] is not adj:
+            pv = _out(val)
+            last = self._val = (val, adj, pv, None if adj is None else _out(adj, pv))
+        return last[2], last[3]
 
-    def backward(self, adj, val):
-        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
-        pv = _doubles(val)
-        pd = _out(adj, pv)
-        _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), self._p), "backward")
+    def forward(self, val, rows=None, src=None):
+        """The rows (nrows x len(inputs), row-major) into the input lanes and
+        the parameters from src (their store) when given, then val[node] =
+        op(val[a], val[b]) for every non-leaf node, up the tape."""
+        pv, _ = self._buffers(val)
+        reads = [_doubles(x) for x in (rows, src) if x is not None]
+        _disjoint(pv, reads)
+        pr = ffi.NULL if rows is None else reads[0]
+        psrc = ffi.NULL if src is None else reads[-1]
+        _ok(lib.mbp_forward(pv, len(pv), self._p, pr, len(pr) if rows is not None else 0,
+                            psrc, len(psrc) if src is not None else 0), "forward")
+
+    def backward(self, adj, val, dst=None):
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape;
+        then the parameters' adjoints added into dst (their store's grads) when given."""
+        pv, pd = self._buffers(val, adj)
+        pdst = ffi.NULL if dst is None else _out(dst, pv, pd)
+        _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), self._p, pdst,
+                             len(pdst) if dst is not None else 0), "backward")
 
     def tangent(self, tan, val):
         """tan[node] of every varying node from the tangents of the input slots."""
@@ -146,12 +176,10 @@ def tangent(tan, val, op, a, b, vary, off, nr, ext=_NO_EXT):
 _FIT_KINDS = {"sgd": lib.MBP_FIT_SGD, "momentum": lib.MBP_FIT_MOMENTUM, "adam": lib.MBP_FIT_ADAM}
 
 
-def fit(prog, val, adj, pnodes, pslots, data, grad, oslots, kind, hyper, s1, s2, t0, steps):
-    """`steps` training steps of the Program `prog` in one call (see mbp_fit);
-    returns the losses."""
-    pn, ps, pos = _index("int32_t[]", pnodes), _index("int32_t[]", pslots), _index("int32_t[]", oslots)
-    if len(pn) != len(ps):
-        raise TapeError("nodes and slots must be of one length")
+def fit(prog, val, adj, data, grad, oslots, kind, hyper, s1, s2, t0, steps):
+    """`steps` training steps of the Program `prog` (its parameters in the
+    store data/grad) in one call (see mbp_fit); returns the losses."""
+    pos = _index("int32_t[]", oslots)
     ph = _doubles(array("d", hyper))
     losses = array("d", bytes(8 * max(steps, 1)))
     pv = _out(val)
@@ -161,7 +189,7 @@ def fit(prog, val, adj, pnodes, pslots, data, grad, oslots, kind, hyper, s1, s2,
     p1 = _out(s1, pv, pd, pdata, pgrad)
     p2 = _out(s2, pv, pd, pdata, pgrad, p1) if s2 is not s1 else p1
     pl_out = _out(losses, pv, pd, pdata, pgrad, p1, p2)
-    _ok(lib.mbp_fit(pv, pd, min(len(pv), len(pd)), prog._p, pn, ps, len(pn), pdata, pgrad,
+    _ok(lib.mbp_fit(pv, pd, min(len(pv), len(pd)), prog._p, pdata, pgrad,
                     min(len(pdata), len(pgrad)), pos, len(pos), _FIT_KINDS[kind], ph, len(ph),
                     p1, p2, min(len(p1), len(p2)), t0, steps, pl_out, len(pl_out)), "fit")
     return losses.tolist()[:steps]

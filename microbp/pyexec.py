@@ -33,37 +33,72 @@ def _lanes(val, i, vary, off, nr):
 
 class Program:
     """A tape checked once (tapeformat.check) for value arrays of `nval`
-    doubles, the twin of cexec.Program: it keeps its own copies of the arrays,
-    and each sweep checks only the length of the buffers it is given."""
+    doubles, with the nodes a batch row fills (`inputs`) and the parameter
+    nodes of one store (`params`: (nodes, slots)): the twin of
+    cexec.Program. It keeps its own copies of the arrays, and each run checks
+    only the sizes of the buffers it is given."""
 
-    __slots__ = ("_tape", "nval", "nrows")
+    __slots__ = ("_tape", "nval", "nrows", "_inputs", "_params", "_nslots")
 
-    def __init__(self, op, a, b, vary, off, nr, nval, ext=(), layers=()):
+    def __init__(self, op, a, b, vary, off, nr, nval, ext=(), layers=(), inputs=(),
+                 params=((), ())):
         try:
             tape = (tuple(op), tuple(a), tuple(b), bytes(vary), tuple(off), nr, tuple(ext))
+            layers, inputs = tuple(layers), tuple(inputs)
+            pnodes, pslots = tuple(params[0]), tuple(params[1])
         except (TypeError, ValueError) as e:
             raise TapeError(f"a tape array holds {e}") from None
-        layers = tuple(layers)
         if not isinstance(nval, int) or not 0 <= nval < 2 ** 62:
             raise TapeError(f"nval must be an int from 0 to 2**62, got {nval!r}")
+        if len(pnodes) != len(pslots):
+            raise TapeError("parameter nodes and slots must be of one length")
         check(*tape[:6], nval, tape[6])
         check_layers(*tape[:4], tape[6], layers)
+        _check_nodes(tape[4], inputs, nr, nval)
+        _check_nodes(tape[4], pnodes, 1, nval)
+        _check_slots(pslots, 2 ** 31)
         self._tape, self.nval, self.nrows = tape, nval, nr
+        off = tape[4]
+        self._inputs = tuple(off[j] for j in inputs)
+        self._params = tuple((off[j], s) for j, s in zip(pnodes, pslots))
+        self._nslots = max(pslots, default=-1) + 1
 
     def _fits(self, *bufs):
         if min(map(len, bufs)) < self.nval:
             raise TapeError(f"value arrays hold {min(map(len, bufs))} doubles, "
                             f"the tape needs {self.nval}")
 
-    def forward(self, val):
-        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
+    def _store(self, arr):
+        if len(arr) < self._nslots:
+            raise TapeError(f"a parameter store of {len(arr)} has no slot {self._nslots - 1}")
+
+    def forward(self, val, rows=None, src=None):
+        """The rows (nrows x len(inputs), row-major) into the input lanes and
+        the parameters from src (their store) when given, then val[node] =
+        op(val[a], val[b]) for every non-leaf node, up the tape."""
         self._fits(val)
+        nr, k = self.nrows, len(self._inputs)
+        if rows is not None:
+            if len(rows) < nr * k:
+                raise TapeError(f"{nr} rows of {k} do not fit in {len(rows)} values")
+            for j, o in enumerate(self._inputs):
+                val[o:o + nr] = rows[j:nr * k:k]
+        if src is not None:
+            self._store(src)
+            for o, s in self._params:
+                val[o] = src[s]
         _forward(val, *self._tape)
 
-    def backward(self, adj, val):
-        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
+    def backward(self, adj, val, dst=None):
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape;
+        then the parameters' adjoints added into dst (their store's grads) when given."""
         self._fits(adj, val)
+        if dst is not None:
+            self._store(dst)
         _backward(adj, val, *self._tape)
+        if dst is not None:
+            for o, s in self._params:
+                dst[s] += adj[o]
 
     def tangent(self, tan, val):
         """tan[node] of every varying node from the tangents of the input slots."""

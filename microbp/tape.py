@@ -402,12 +402,15 @@ class Tape:
         self._nr = nr
 
     def _program(self, ex):
-        """This layout's tape as executor ex's Program: checked once, then run."""
+        """This layout's tape as executor ex's Program: checked once, then run.
+        It moves the batch rows in and the first store's parameters in and out."""
         prog = self._programs.get(ex)
         if prog is None:
+            params = self._groups[0][1:] if self._groups else ((), ())
             prog = self._programs[ex] = ex.Program(self._op, self._a, self._b, self._vary,
                                                    self._off, self._nr, len(self._val),
-                                                   self._ext, self._layers)
+                                                   self._ext, self._layers, self._in_nodes,
+                                                   params)
         return prog
 
     def _batch(self, batch, what="batch"):
@@ -442,14 +445,13 @@ class Tape:
     def _forward(self, ex, batch):
         nr = batch.nrows
         self._layout(nr)
-        val, off = self._val, self._off
-        for store, nodes, slots in self._groups:
+        val, off, groups = self._val, self._off, self._groups
+        for store, nodes, slots in groups[1:]:          # the program moves the first
             ex.gather(val, off, nodes, slots, store._data)
         for i, v in self._plain:
             val[off[i]] = v.data
-        if self._in_nodes:
-            ex.load_rows(val, off, self._in_nodes, self._columns(batch), nr)
-        self._program(ex).forward(val)
+        self._program(ex).forward(val, self._columns(batch) if self._in_nodes else None,
+                                  groups[0][0]._data if groups else None)
         if anomaly.enabled():
             anomaly.check_lanes(val, off, self._vary, nr, self._op, self._name,
                                 ex.first_nonfinite, "value")
@@ -482,12 +484,15 @@ class Tape:
             off, adj = self._off, self._adj
             for i, w in zip(self._weight_nodes, ws):
                 self._val[off[i]] = w
-            self._program(ex).backward(adj, self._val)
-            if anomaly.enabled():                # before any .grad changes
+            check = anomaly.enabled()
+            groups = self._groups
+            main = groups[0][0]._grad if groups and not check else None
+            self._program(ex).backward(adj, self._val, main)
+            if check:                                # before any .grad changes
                 anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
                                     self._name, ex.first_nonfinite, "gradient",
                                     reverse=True)
-            for store, nodes, slots in self._groups:
+            for store, nodes, slots in (groups if check else groups[1:]):
                 ex.scatter_add(store._grad, adj, off, nodes, slots)
             for i, v in self._plain:
                 v.grad += adj[off[i]]
@@ -542,7 +547,7 @@ class Tape:
                 opt.step()
             return losses
         ex = executor()
-        store, nodes, slots = self._groups[0]
+        store = self._groups[0][0]
         ostore, oslots = opt._groups[0]
         if kind == "sgd":
             hyper, s1, s2 = (opt.lr, opt.decay), array("d", [0.0]), array("d", [0.0])
@@ -556,8 +561,8 @@ class Tape:
             self._layout(nr)
             if self._in_nodes:
                 ex.load_rows(self._val, self._off, self._in_nodes, self._columns(batch), nr)
-            losses = ex.fit(self._program(ex), self._val, self._adj, nodes, slots, store._data,
-                            store._grad, oslots, kind, hyper, s1, s2, opt.steps, k)
+            losses = ex.fit(self._program(ex), self._val, self._adj, store._data, store._grad,
+                            oslots, kind, hyper, s1, s2, opt.steps, k)
             opt.steps += k
             self._ready = threading.get_ident()
         return losses

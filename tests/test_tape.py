@@ -1134,12 +1134,12 @@ prog = ffi.new("struct mbp_program **")
 code = lib.mbp_program_new(prog, 3, buf("int32_t[]", array("i", op)), buf("int32_t[]", array("i", a)),
                            buf("int32_t[]", array("i", b)), buf("uint8_t[]", bytearray(vary)),
                            buf("int64_t[]", array("q", off)), len(op), nr, buf("int32_t[]", ext), 0,
-                           ffi.NULL, 0)
+                           ffi.NULL, 0, ffi.NULL, 0, ffi.NULL, ffi.NULL, 0)
 if code == 0:               # sealed (it must not be): run it
     if which == "forward":
-        code = lib.mbp_forward(buf("double[]", val), 3, prog[0])
+        code = lib.mbp_forward(buf("double[]", val), 3, prog[0], ffi.NULL, 0, ffi.NULL, 0)
     else:
-        code = lib.mbp_backward(buf("double[]", adj), buf("double[]", val), 3, prog[0])
+        code = lib.mbp_backward(buf("double[]", adj), buf("double[]", val), 3, prog[0], ffi.NULL, 0)
 elif prog[0] != ffi.NULL:
     code = 0                # a failed seal must leave no program
 print("rejected" if code < 0 else "accepted", val.tolist(), adj.tolist())
