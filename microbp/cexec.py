@@ -61,6 +61,12 @@ def _out(x, *reads):
     return p
 
 
+def _apart(x, *objs):
+    """True when x and each of objs are distinct array.array objects: each
+    owns its memory, so they cannot overlap (no address arithmetic needed)."""
+    return type(x) is array and all(type(o) is array and o is not x for o in objs)
+
+
 def _disjoint(p, reads):
     """TapeError when the buffer at p (written) overlaps one of `reads`."""
     lo = int(ffi.cast("uintptr_t", p))
@@ -134,8 +140,10 @@ class Program:
         the parameters from src (their store) when given, then val[node] =
         op(val[a], val[b]) for every non-leaf node, up the tape."""
         pv, _ = self._buffers(val)
-        reads = [_doubles(x) for x in (rows, src) if x is not None]
-        _disjoint(pv, reads)
+        given = [x for x in (rows, src) if x is not None]
+        reads = [_doubles(x) for x in given]
+        if not _apart(val, *given):
+            _disjoint(pv, reads)
         pr = ffi.NULL if rows is None else reads[0]
         psrc = ffi.NULL if src is None else reads[-1]
         _ok(lib.mbp_forward(pv, len(pv), self._p, pr, len(pr) if rows is not None else 0,
@@ -145,7 +153,8 @@ class Program:
         """adj[node] = d(sum over rows of the last node)/d(node), down the tape;
         then the parameters' adjoints added into dst (their store's grads) when given."""
         pv, pd = self._buffers(val, adj)
-        pdst = ffi.NULL if dst is None else _out(dst, pv, pd)
+        pdst = (ffi.NULL if dst is None else _out(dst) if _apart(dst, val, adj)
+                else _out(dst, pv, pd))
         _ok(lib.mbp_backward(pd, pv, min(len(pd), len(pv)), self._p, pdst,
                              len(pdst) if dst is not None else 0), "backward")
 
@@ -234,7 +243,7 @@ def load_rows(val, off, nodes, rows, nr):
 
 def sgd(data, grad, slots, lr):
     ps, pg = _index("int32_t[]", slots), _doubles(grad)
-    pd = _out(data, pg)
+    pd = _out(data) if _apart(data, grad) else _out(data, pg)
     _ok(lib.mbp_sgd(pd, pg, min(len(pd), len(pg)), ps, len(ps), lr), "sgd")
 
 
