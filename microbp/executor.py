@@ -15,17 +15,21 @@ from typing import Callable, Protocol, Sequence
 
 class Program(Protocol):
     """A tape checked once for value arrays of `nval` doubles (a sealed program):
-    made by the executor's Program(op, a, b, vary, off, nr, nval, ext, layers),
-    which raises TapeError for an invalid tape; each sweep checks only that the
-    buffers it gets hold `nval` doubles."""
+    made by the executor's Program(op, a, b, vary, off, nr, nval, ext, layers,
+    inputs, params), which raises TapeError for an invalid tape. `inputs` are
+    the nodes a batch row fills (one per input slot), `params` the parameter
+    nodes of one store and their slots in it, (nodes, slots). A run checks only
+    that the buffers it gets are large enough."""
     nval: int
     nrows: int
 
-    def forward(self, val) -> None:
-        """val[node] = op(val[a], val[b]) for every non-leaf node, up the tape."""
+    def forward(self, val, rows=None, src=None) -> None:
+        """The rows into the input lanes and the parameters from src (each when
+        given), then val[node] = op(val[a], val[b]) for every non-leaf node."""
 
-    def backward(self, adj, val) -> None:
-        """adj[node] = d(sum over rows of the last node)/d(node), down the tape."""
+    def backward(self, adj, val, dst=None) -> None:
+        """adj[node] = d(sum over rows of the last node)/d(node), down the tape;
+        then the parameters' adjoints added into dst when given."""
 
     def tangent(self, tan, val) -> None:
         """tan[node] of every varying node from the tangents of the input slots."""
