@@ -1,7 +1,9 @@
 """Microseconds per training step of MLP(2, [w, w, 1]) on 100 two-moons rows
 (hinge loss + 1e-4 * L2, SGD) on a Tape: the loop `opt.zero_grad();
-tape.forward(batch); tape.backward(); opt.step()`, and Tape.fit (the same
-steps in one call) where this microbp has it. Medians of 7 runs.
+tape.forward(batch); tape.backward(); opt.step()` on a packed Batch, the
+same loop as the README writes it (a list of rows each step), and Tape.fit
+(the same steps in one call) where this microbp has it. Medians of 7 runs;
+the ratios are of the list loop to the two others, from the same run.
 
 Only the public API, so that the same script times another build of microbp
 (the README's table of what each change bought):
@@ -19,7 +21,7 @@ from _common import parser, backend
 
 
 def step_times(width, repeats=7):
-    """(loop, fit or None) microseconds per step at this width."""
+    """(loop, list loop, fit or None) microseconds per step at this width."""
     n = 100
     X, y = make_moons(n, noise=0.1, seed=1)
     model = nn.MLP(2, [width, width, 1], seed=0)
@@ -28,7 +30,8 @@ def step_times(width, repeats=7):
     loss = ((1 + -label * model([x0, x1])).relu() * (1.0 / n)
             + (MOONS_L2 / n) * sum(p * p for p in params))
     tape = Tape(loss, [x0, x1, label])
-    batch, opt = Batch([x + [t] for x, t in zip(X, y)]), optim.SGD(params, lr=0.1)
+    rows = [x + [t] for x, t in zip(X, y)]
+    batch, opt = Batch(rows), optim.SGD(params, lr=0.1)
     k = 100 if width < 64 else 20
 
     def per_step(run):
@@ -47,8 +50,15 @@ def step_times(width, repeats=7):
             tape.backward()
             opt.step()
 
+    def readme_loop():
+        for _ in range(k):
+            opt.zero_grad()
+            tape.forward(rows)
+            tape.backward()
+            opt.step()
+
     fit = per_step(lambda: tape.fit(batch, opt, k)) if hasattr(tape, "fit") else None
-    return per_step(loop), fit
+    return per_step(loop), per_step(readme_loop), fit
 
 
 def main(argv=None):
@@ -61,8 +71,11 @@ def main(argv=None):
     with backend(args) as name:
         print(f"us per step, backend {name}")
         for w in args.widths:
-            loop, fit = step_times(w)
-            print(f"  w={w:<4d} loop {loop:8.1f}" + (f"   fit {fit:8.1f}" if fit else ""))
+            loop, listed, fit = step_times(w)
+            print(f"  w={w:<4d} loop {loop:8.1f}   list loop {listed:8.1f}"
+                  + (f"   fit {fit:8.1f}" if fit else "")
+                  + f"   list/loop {listed / loop:4.2f}x"
+                  + (f"   list/fit {listed / fit:4.2f}x" if fit else ""))
     return 0
 
 
