@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from array import array
 from decimal import Decimal
 
@@ -354,15 +355,13 @@ def test_c_checks_its_copy_while_the_callers_arrays_change():
     bad = [[99] * 5, [4, 4, 4, 9, 9], [-7] * 5, [2, 3, 5, 9, 1], [2 ** 62, -1, 7, 3, 2 ** 40]]
     stop = threading.Event()
 
-    def scribble():
+    def scribble():              # one entry made bad, then good again, entry after entry
         k = 0
         while not stop.is_set():
             k += 1
-            for x, g, w in zip(arrays, good, bad):
-                x[k % 5] = w[k % 5] if k % 3 else g[k % 5]
-            for x, g in zip(arrays, good):       # sometimes the good tape again
-                if k % 7 == 0:
-                    x[:] = type(x)(x.typecode, g) if isinstance(x, array) else bytearray(g)
+            m = (k - 1) // 2              # k = 2m + 1 breaks an entry, k = 2m + 2 mends it
+            i, j = m % 5, (m // 5) % 5
+            arrays[i][j] = bad[i][j] if k % 2 else good[i][j]
 
     t = threading.Thread(target=scribble)
     t.start()
@@ -381,6 +380,7 @@ def test_c_checks_its_copy_while_the_callers_arrays_change():
             assert lib.mbp_forward(val, nval, prog, ffi.NULL, 0, ffi.NULL, 0) == 0
             assert lib.mbp_backward(adj, val, nval, prog, ffi.NULL, 0) == 0
             sealed += 1
+            time.sleep(0)                 # let the scribbler run
     finally:
         stop.set()
         t.join()
