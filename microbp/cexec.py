@@ -108,7 +108,7 @@ class Program:
     the parameter nodes of one store (`params`: (nodes, slots)). Each run
     then checks only the sizes of the buffers it is given."""
 
-    __slots__ = ("_p", "nval", "nrows", "_val")
+    __slots__ = ("_p", "nval", "nrows", "_kept")
 
     def __init__(self, op, a, b, vary, off, nr, nval, ext=_NO_EXT, layers=_NO_EXT,
                  inputs=_NO_EXT, params=(_NO_EXT, _NO_EXT)):
@@ -124,16 +124,30 @@ class Program:
                                 pl, len(pl) // 2, pi, len(pi), pn, ps, len(pn)), "tape")
         self._p = ffi.gc(out[0], lib.mbp_program_free)
         self.nval, self.nrows = nval, nr
-        self._val = None      # (val, adj, their pointers): the buffers of the last run
+        self._kept = {}       # id -> (array, pointer): the buffers a tape runs on
+
+    def _pointer(self, x):
+        """A pointer into x (written), kept for an array.array, which cannot
+        move or shrink while cffi holds it; made at each call for any other
+        buffer (a ctypes or numpy array can be resized under a kept pointer)."""
+        if type(x) is not array:
+            return _out(x)
+        kept = self._kept.get(id(x))
+        if kept is None or kept[0] is not x:
+            if len(self._kept) >= 4:          # a tape's val, adj and tan, at most
+                self._kept.clear()
+            kept = self._kept[id(x)] = (x, _out(x))
+        return kept[1]
 
     def _buffers(self, val, adj=None):
-        """Pointers to val (written) and adj (written; not overlapping val),
-        made once for the buffers a tape runs on again and again."""
-        last = self._val
-        if last is None or last[0] is not val or last[1] is not adj:
-            pv = _out(val)
-            last = self._val = (val, adj, pv, None if adj is None else _out(adj, pv))
-        return last[2], last[3]
+        """Pointers to val and adj (both written), refused when they overlap."""
+        pv = self._pointer(val)
+        if adj is None:
+            return pv, None
+        pd = self._pointer(adj)
+        if not _apart(val, adj):
+            _disjoint(pd, [pv])
+        return pv, pd
 
     def forward(self, val, rows=None, src=None):
         """The rows (nrows x len(inputs), row-major) into the input lanes and

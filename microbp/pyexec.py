@@ -52,11 +52,13 @@ class Program:
             raise TapeError(f"nval must be an int from 0 to 2**62, got {nval!r}")
         if len(pnodes) != len(pslots):
             raise TapeError("parameter nodes and slots must be of one length")
+        if len(inputs) > len(tape[0]) or len(pnodes) > len(tape[0]):
+            raise TapeError("more input or parameter nodes than the tape has nodes")
         check(*tape[:6], nval, tape[6])
         check_layers(*tape[:4], tape[6], layers)
         _check_nodes(tape[4], inputs, nr, nval)
         _check_nodes(tape[4], pnodes, 1, nval)
-        _check_slots(pslots, 2 ** 31)
+        _check_slots(pslots, 2 ** 31 - 1)          # as C: below INT32_MAX
         self._tape, self.nval, self.nrows = tape, nval, nr
         off = tape[4]
         self._inputs = tuple(off[j] for j in inputs)
@@ -78,13 +80,14 @@ class Program:
         op(val[a], val[b]) for every non-leaf node, up the tape."""
         self._fits(val)
         nr, k = self.nrows, len(self._inputs)
+        if rows is not None and len(rows) < nr * k:
+            raise TapeError(f"{nr} rows of {k} do not fit in {len(rows)} values")
+        if src is not None:
+            self._store(src)
         if rows is not None:
-            if len(rows) < nr * k:
-                raise TapeError(f"{nr} rows of {k} do not fit in {len(rows)} values")
             for j, o in enumerate(self._inputs):
                 val[o:o + nr] = rows[j:nr * k:k]
         if src is not None:
-            self._store(src)
             for o, s in self._params:
                 val[o] = src[s]
         _forward(val, *self._tape)

@@ -137,9 +137,9 @@ def test_a_refused_run_changes_no_buffer(backend_name, case):
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_forward_with_a_short_store_loads_no_rows(backend_name):
-    # FINDING (python backend): pyexec.Program.forward copies the rows into the
-    # input lanes before it checks the store (src), so a refused forward has
-    # changed val; the C core checks every size first and changes nothing
+    # regression (review): pyexec.Program.forward copied the rows into the input
+    # lanes before it checked the store (src), so a refused forward had changed
+    # val; both backends now check every size first and change nothing
     ex = executors.executor(backend_name)
     prog, nval = program(ex, 3)               # the parameter is slot 2: a store of 3
     val = array("d", [9.0] * nval)
@@ -152,10 +152,10 @@ def test_forward_with_a_short_store_loads_no_rows(backend_name):
 
 @needs_c
 @pytest.mark.parametrize("what, kw", [
-    # FINDING: pyexec allows slots < 2**31, C slots < INT32_MAX (2**31 - 1)
+    # regression (review): pyexec allowed slots < 2**31, C slots < INT32_MAX
     ("the largest int32 slot", dict(params=((1,), (2 ** 31 - 1,)))),
-    # FINDING: C refuses more input or parameter nodes than tape nodes (nin >
-    # nnodes, np > nnodes), pyexec seals them
+    # regression (review): C refuses more input or parameter nodes than tape
+    # nodes (nin > nnodes, np > nnodes); pyexec sealed them
     ("more input nodes than nodes", dict(inputs=(0,) * 6)),
     ("more parameter nodes than nodes", dict(params=((1,) * 6, (0,) * 6))),
     ("a slot below 0", dict(params=((1,), (-1,)))),
@@ -196,12 +196,12 @@ print(list(val))
 
 @needs_c
 def test_c_program_runs_on_a_buffer_where_it_is_now():
-    # FINDING: cexec.Program._buffers keeps the pointer it made for `val` and
-    # reuses it while the same object comes back. An array.array cannot move
+    # regression (review): cexec.Program kept the pointer it made for `val` and
+    # reused it while the same object came back. An array.array cannot move
     # while cffi holds it, but a ctypes array can (ctypes.resize reallocates
     # it; numpy's ndarray.resize(refcheck=False) too): the next forward then
-    # reads and writes the freed block (AddressSanitizer: heap-use-after-free
-    # in forward_sweep). Run in a subprocess so that a crash fails this test
+    # read and wrote the freed block (AddressSanitizer: heap-use-after-free in
+    # forward_sweep). Pointers are now kept for array.array buffers only. Run in a subprocess so that a crash fails this test
     # only; PYTHONMALLOC=malloc hands the freed block back to malloc, where the
     # sanitizer sees it. It runs in the folder of the microbp imported here
     # (`python -c` puts its working folder first on sys.path: elsewhere, under

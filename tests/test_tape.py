@@ -1164,7 +1164,7 @@ def test_c_layout_overflow_is_rejected(which):
             run_forward(pyexec, p)
     root = os.path.dirname(os.path.dirname(os.path.abspath(microbp.__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-c", _OVERFLOW_SCRIPT, which], env=env,
+    r = subprocess.run([sys.executable, "-c", _OVERFLOW_SCRIPT, which], env=env, cwd=root,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"C core crashed: return code {r.returncode} {r.stderr}"
     assert r.stdout.split()[0] == "rejected", r.stdout
