@@ -236,8 +236,6 @@ static void lin_tangent(double *tout, int64_t w, const double *val, const double
  * lin_forward, and backward makes the contributions of lin_backward in the
  * same order into each adjoint: bit-identical, fewer loads and stores.      */
 
-enum { TILE_J = 8, TILE_R = 4 };
-
 static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                         const uint8_t *varies, int64_t nnodes,
                         const int32_t *terms, const int32_t *layers, int64_t nlayers) {
@@ -263,12 +261,31 @@ static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *i
     return MBP_OK;
 }
 
-/* Four lanes at a time (vector_size 32: one AVX2 register, or two SSE2 ones;
- * each lane is one IEEE double operation, the very arithmetic of the scalar
- * loops, never fused). */
+/* The kernels come in three variants, chosen at run time by what the CPU has
+ * (no -march flag: wheels stay portable): AVX-512 (tiles of 8 lanes x 16
+ * outputs in zmm registers, and weight sums over 8 outputs at once), AVX2
+ * and the baseline (tiles of 4 lanes x 8 outputs, weight sums over the four
+ * residues r % 4 of 8 inputs). Every variant does the very IEEE operations
+ * of lin_forward and lin_backward, one rounding per mul and per add, never
+ * fused (-ffp-contract=off): the same bits. Vectors only widen what is
+ * independent: lanes, outputs, inputs; never a sum's association.
+ * MBP_LAYERS_MAX=0 or 1 caps the choice at the baseline or AVX2 (a test
+ * builds such cores to run the variants this CPU would not choose);
+ * MBP_NO_CLONES builds the baseline alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MBP_NO_CLONES)
+#define MBP_LAYER_VARIANTS 1
+#endif
+#ifndef MBP_LAYERS_MAX
+#define MBP_LAYERS_MAX 2
+#endif
+
+enum { TJ_MAX = 16,       /* outputs (forward) or inputs (backward) of a tile, at most */
+       TS_WIDE = 6 };     /* inputs per weight-sum tile of the AVX-512 variant */
+
 typedef double lanes4 __attribute__((vector_size(32)));
+typedef double lanes8 __attribute__((vector_size(64)));
 #if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL _Pragma("GCC unroll 8")                /* keeps a tile in registers */
+#define UNROLL _Pragma("GCC unroll 16")               /* keeps a tile in registers */
 #else
 #define UNROLL
 #endif
@@ -276,101 +293,102 @@ typedef double lanes4 __attribute__((vector_size(32)));
 #pragma GCC diagnostic ignored "-Wpsabi"      /* static functions: no ABI to keep */
 #endif
 
-static inline lanes4 load4(const double *p) { lanes4 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store4(double *p, lanes4 v) { memcpy(p, &v, sizeof v); }
-static inline lanes4 splat4(double x) { lanes4 v = {x, x, x, x}; return v; }
+LANE_LOOP lanes4 load4(const double *p) { lanes4 v; memcpy(&v, p, sizeof v); return v; }
+LANE_LOOP void store4(double *p, const lanes4 *v) { memcpy(p, v, sizeof *v); }
+LANE_LOOP lanes4 splat4(double x) { lanes4 v = {x, x, x, x}; return v; }
+LANE_LOOP lanes8 load8(const double *p) { lanes8 v; memcpy(&v, p, sizeof v); return v; }
+LANE_LOOP void store8(double *p, const lanes8 *v) { memcpy(p, v, sizeof *v); }
+LANE_LOOP lanes8 splat8(double x) {     /* not {x, x, ...}: GCC 12 builds that lane by lane */
+    double t[8];
+    for (int i = 0; i < 8; i++) t[i] = x;
+    return load8(t);
+}
 
 /* out_j[r0 + r] = base_j + sum over t of w[t][j] * x_t[r0 + r], for a tile of
- * TILE_J = 8 outputs and TILE_R = 4 lanes held in 8 vector registers */
-LANE_LOOP void layer_tile_forward(double *const *out, int64_t r0, const double *base,
-                                  const double *w, const double *const *x, int32_t k) {
-    lanes4 acc[TILE_J];
-    UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = splat4(base[j]);
+ * tj outputs (a constant: 8 or 16) and 4 or 8 lanes held in tj registers */
+LANE_LOOP void layer_tile_forward4(double *const *out, int64_t r0, const double *base,
+                                   const double *w, const double *const *x, int32_t k,
+                                   const int tj) {
+    lanes4 acc[TJ_MAX];
+    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat4(base[j]);
     for (int32_t t = 0; t < k; t++) {
         const lanes4 xt = load4(x[t] + r0);
-        const double *wt = w + t * TILE_J;
-        UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = acc[j] + splat4(wt[j]) * xt;
+        const double *wt = w + (int64_t)t * tj;
+        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat4(wt[j]) * xt;
     }
-    UNROLL for (int j = 0; j < TILE_J; j++) store4(out[j] + r0, acc[j]);
+    UNROLL for (int j = 0; j < tj; j++) store4(out[j] + r0, &acc[j]);
+}
+
+LANE_LOOP void layer_tile_forward8(double *const *out, int64_t r0, const double *base,
+                                   const double *w, const double *const *x, int32_t k,
+                                   const int tj) {
+    lanes8 acc[TJ_MAX];
+    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat8(base[j]);
+    for (int32_t t = 0; t < k; t++) {
+        const lanes8 xt = load8(x[t] + r0);
+        const double *wt = w + (int64_t)t * tj;
+        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat8(wt[j]) * xt;
+    }
+    UNROLL for (int j = 0; j < tj; j++) store8(out[j] + r0, &acc[j]);
 }
 
 /* the same for the lanes and outputs at the edges of the tiles */
 static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t nr,
                                const double *base, const double *w, const double *const *x,
-                               int32_t k) {
+                               int32_t k, int tj) {
     for (int j = 0; j < nj; j++)
         for (int64_t r = r0; r < r0 + nr; r++) {
             double acc = base[j];
-            for (int32_t t = 0; t < k; t++) acc = acc + w[t * TILE_J + j] * x[t][r];
+            for (int32_t t = 0; t < k; t++) acc = acc + w[(int64_t)t * tj + j] * x[t][r];
             out[j][r] = acc;
         }
 }
 
-/* The layer sweeps are built twice on x86-64 with GCC: for AVX2 and for the
- * baseline, the loader picking one at run time (no -march flag: wheels stay
- * portable). Both do the same IEEE operations: the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MBP_NO_CLONES)
-#define LAYER_SWEEP static __attribute__((target_clones("avx2", "default")))
-#else
-#define LAYER_SWEEP static
-#endif
-
-/* scratch: k pointers to the inputs' lanes and k x TILE_J weights */
-LAYER_SWEEP int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
-                         const int32_t *in_b, const int32_t *terms,
-                         int64_t first, int64_t count, int64_t nrows) {
-    const int32_t k = terms[in_b[first]];
-    const int32_t *t0 = terms + in_b[first] + 1;
-    const double **x = malloc(sizeof(double *) * (size_t)k);
-    double *w = malloc(sizeof(double) * (size_t)k * TILE_J);
-    double *pad = calloc((size_t)nrows, sizeof(double));   /* outputs past the last */
-    if (!x || !w || !pad) { free(x); free(w); free(pad); return MBP_ENOMEM; }
-    for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
-    for (int64_t j0 = 0; j0 < count; j0 += TILE_J) {
-        const int nj = count - j0 < TILE_J ? (int)(count - j0) : TILE_J;
-        double *out[TILE_J], base[TILE_J];
-        for (int j = 0; j < TILE_J; j++) {
-            if (j >= nj) {                    /* a tile's padding: zeros into pad */
-                out[j] = pad;
-                base[j] = 0.0;
-                for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = 0.0;
-                continue;
-            }
-            const int64_t node = first + j0 + j;
-            const int32_t *t = terms + in_b[node] + 1;
-            out[j] = val + offset[node];
-            base[j] = val[offset[in_a[node]]];
-            for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = val[offset[t[2 * s]]];
-        }
-        int64_t r0 = 0;
-        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_forward(out, r0, base, w, x, k);
-        if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k);
-    }
-    free(x);
-    free(w);
-    free(pad);
-    return MBP_OK;
-}
-
-/* adj_x_t[r] += g_j[r] * w[j][t] for j = count-1 down to 0: the inputs'
- * contributions in the order the unfused sweep makes them, for a tile of
- * TILE_J = 8 inputs and TILE_R = 4 lanes held in 8 vector registers */
-LANE_LOOP void layer_tile_backward(double *const *dx, int64_t r0, const double *const *g,
-                                   const double *w, int64_t count) {
-    lanes4 acc[TILE_J];
-    UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = load4(dx[t] + r0);
+/* adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j = count-1 down to 0: the
+ * inputs' contributions in the order the unfused sweep makes them, for a
+ * tile of tj inputs and 4 or 8 lanes held in tj registers */
+LANE_LOOP void layer_tile_backward4(double *const *dx, int64_t r0, const double *const *g,
+                                    const double *w, int64_t count, const int tj) {
+    lanes4 acc[TJ_MAX];
+    UNROLL for (int t = 0; t < tj; t++) acc[t] = load4(dx[t] + r0);
     for (int64_t j = count - 1; j >= 0; j--) {
         const lanes4 gj = load4(g[j] + r0);
-        const double *wj = w + j * TILE_J;
-        UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
+        const double *wj = w + j * tj;
+        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
     }
-    UNROLL for (int t = 0; t < TILE_J; t++) store4(dx[t] + r0, acc[t]);
+    UNROLL for (int t = 0; t < tj; t++) store4(dx[t] + r0, &acc[t]);
 }
 
-/* sums[t] = the lane sum of g[r] * x_t[r] (mul_grad_a, as lane_sum_strided
+LANE_LOOP void layer_tile_backward8(double *const *dx, int64_t r0, const double *const *g,
+                                    const double *w, int64_t count, const int tj) {
+    lanes8 acc[TJ_MAX];
+    UNROLL for (int t = 0; t < tj; t++) acc[t] = load8(dx[t] + r0);
+    for (int64_t j = count - 1; j >= 0; j--) {
+        const lanes8 gj = load8(g[j] + r0);
+        const double *wj = w + j * tj;
+        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat8(wj[t]);
+    }
+    UNROLL for (int t = 0; t < tj; t++) store8(dx[t] + r0, &acc[t]);
+}
+
+static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
+                                const double *const *g, const double *w, int64_t count,
+                                int tj) {
+    for (int t = 0; t < nt; t++)
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            double acc = dx[t][r];
+            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * tj + t];
+            dx[t][r] = acc;
+        }
+}
+
+/* The weight sums: sum_r g[r] * x_t[r] (mul_grad_a) as lane_sum_strided
  * makes it: lane r into running sum r % 4, each from -0.0, then (s0 + s1) +
- * (s2 + s3)) for TILE_S = 8 inputs at once: one vector of the four running
- * sums per input, 8 independent chains */
+ * (s2 + s3). Two ways to keep that association in vectors:
+ *
+ * layer_tile_sums: for one output, TILE_S = 8 inputs at once, one vector of
+ * the four running sums per input (4 lanes = the 4 residues), finished lane
+ * by lane. */
 enum { TILE_S = 8 };
 LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *const *x,
                                int64_t nrows) {
@@ -390,71 +408,259 @@ LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *cons
     }
 }
 
-static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
-                                const double *const *g, const double *w, int64_t count) {
-    for (int t = 0; t < nt; t++)
-        for (int64_t r = r0; r < r0 + nr; r++) {
-            double acc = dx[t][r];
-            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * TILE_J + t];
-            dx[t][r] = acc;
-        }
+/* layer_tile_sums8: 8 outputs at once (one zmm: gt holds g transposed, row r
+ * = g_0[r] .. g_7[r]) and TS_WIDE inputs, four accumulators per input (one per
+ * residue r % 4): each lane of each accumulator is one running sum, and the
+ * finish (s0 + s1) + (s2 + s3) is lane by lane too; no horizontal sums.
+ * sums[j * lds + t] for the nj outputs and ns inputs that are real. */
+LANE_LOOP void layer_tile_sums8(double *sums, int64_t lds, int nj, int ns, const double *gt,
+                                const double *const *x, int64_t nrows) {
+    lanes8 a0[TS_WIDE], a1[TS_WIDE], a2[TS_WIDE], a3[TS_WIDE];
+    const double *xs[TS_WIDE];
+    UNROLL for (int t = 0; t < TS_WIDE; t++) {
+        a0[t] = a1[t] = a2[t] = a3[t] = splat8(-0.0);
+        xs[t] = x[t];
+    }
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+        const double *G = gt + r * 8;
+        const lanes8 g0 = load8(G), g1 = load8(G + 8), g2 = load8(G + 16), g3 = load8(G + 24);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a0[t] = a0[t] + g0 * splat8(xs[t][r]);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a1[t] = a1[t] + g1 * splat8(xs[t][r + 1]);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a2[t] = a2[t] + g2 * splat8(xs[t][r + 2]);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a3[t] = a3[t] + g3 * splat8(xs[t][r + 3]);
+    }
+    if (r < nrows) {
+        const lanes8 g0 = load8(gt + r * 8);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a0[t] = a0[t] + g0 * splat8(xs[t][r]);
+    }
+    if (r + 1 < nrows) {
+        const lanes8 g1 = load8(gt + (r + 1) * 8);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a1[t] = a1[t] + g1 * splat8(xs[t][r + 1]);
+    }
+    if (r + 2 < nrows) {
+        const lanes8 g2 = load8(gt + (r + 2) * 8);
+        UNROLL for (int t = 0; t < TS_WIDE; t++) a2[t] = a2[t] + g2 * splat8(xs[t][r + 2]);
+    }
+    for (int t = 0; t < ns; t++) {
+        const lanes8 sum = (a0[t] + a1[t]) + (a2[t] + a3[t]);
+        double s[8];
+        store8(s, &sum);
+        for (int j = 0; j < nj; j++) sums[j * lds + t] = s[j];
+    }
 }
 
-LAYER_SWEEP int layer_backward(double *adj, const double *val, const int64_t *offset,
-                          const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
-                          int64_t first, int64_t count, int64_t nrows) {
+/* One block of scratch per layer call, cut into pieces of whole 64-byte
+ * lines (the first piece starts on a line). */
+struct scratch { char *block; size_t used; };
+
+static char *scratch_alloc(struct scratch *s, size_t total_lines) {
+    s->block = malloc(total_lines * 64 + 64);
+    s->used = 0;
+    return s->block;
+}
+
+static void *scratch_take(struct scratch *s, size_t bytes) {
+    char *base = (char *)(((uintptr_t)s->block + 63) & ~(uintptr_t)63);
+    void *p = base + s->used;
+    s->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+static size_t lines_of(size_t bytes) { return (bytes + 63) / 64; }
+
+/* forward: tiles of tj outputs; with wide, 8 lanes at a time first */
+LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int32_t *in_a,
+                                  const int32_t *in_b, const int32_t *terms, int64_t first,
+                                  int64_t count, int64_t nrows, const int wide, const int tj) {
     const int32_t k = terms[in_b[first]];
     const int32_t *t0 = terms + in_b[first] + 1;
-    const double **g = malloc(sizeof(double *) * (size_t)count);
-    double *w = malloc(sizeof(double) * (size_t)count * TILE_J);
-    if (!g || !w) { free(g); free(w); return MBP_ENOMEM; }
-    for (int64_t j = 0; j < count; j++) g[j] = adj + offset[first + j];
-    /* the inputs: mul_grad_b of each term, g * w */
-    double *pad = calloc((size_t)nrows, sizeof(double));    /* inputs past the last */
-    if (!pad) { free(g); free(w); return MBP_ENOMEM; }
-    for (int32_t s0 = 0; s0 < k; s0 += TILE_J) {
-        const int nt = k - s0 < TILE_J ? k - s0 : TILE_J;
-        double *dx[TILE_J];
-        for (int t = 0; t < TILE_J; t++) {
-            if (t >= nt) {                    /* a tile's padding: zeros into pad */
-                dx[t] = pad;
-                for (int64_t j = 0; j < count; j++) w[j * TILE_J + t] = 0.0;
+    const size_t nx = sizeof(double *) * (size_t)k, nw = sizeof(double) * (size_t)k * tj,
+                 npad = sizeof(double) * (size_t)nrows;
+    struct scratch sc;
+    if (!scratch_alloc(&sc, lines_of(nx) + lines_of(nw) + lines_of(npad))) return MBP_ENOMEM;
+    const double **x = scratch_take(&sc, nx);
+    double *w = scratch_take(&sc, nw);
+    double *pad = scratch_take(&sc, npad);                 /* outputs past the last */
+    for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
+    for (int64_t j0 = 0; j0 < count; j0 += tj) {
+        const int nj = count - j0 < tj ? (int)(count - j0) : tj;
+        double *out[TJ_MAX], base[TJ_MAX];
+        for (int j = 0; j < tj; j++) {
+            if (j >= nj) {                    /* a tile's padding: zeros into pad */
+                out[j] = pad;
+                base[j] = 0.0;
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tj + j] = 0.0;
                 continue;
             }
-            const int32_t s = s0 + t;
-            dx[t] = adj + offset[t0[2 * s + 1]];
-            for (int64_t j = 0; j < count; j++)
-                w[j * TILE_J + t] = val[offset[terms[in_b[first + j] + 1 + 2 * s]]];
+            const int64_t node = first + j0 + j;
+            const int32_t *t = terms + in_b[node] + 1;
+            out[j] = val + offset[node];
+            base[j] = val[offset[in_a[node]]];
+            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tj + j] = val[offset[t[2 * s]]];
         }
         int64_t r0 = 0;
-        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
-        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count);
+        if (wide)
+            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_forward8(out, r0, base, w, x, k, tj);
+        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_forward4(out, r0, base, w, x, k, tj);
+        if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k, tj);
     }
-    free(pad);
-    /* the bases and weights: their lane sums first, four inputs at a time
-     * (layer_tile_sums), then added as lin_backward adds them: lin count-1
-     * first, terms last to first, the base just before term 0 */
-    double *sums = malloc(sizeof(double) * (size_t)(k + TILE_S));    /* + padding */
-    const double **x = malloc(sizeof(double *) * (size_t)(k + TILE_S));
-    if (!sums || !x) { free(sums); free(x); free(g); free(w); return MBP_ENOMEM; }
+    free(sc.block);
+    return MBP_OK;
+}
+
+/* backward: the inputs' adjoints in tiles of tj inputs (with wide, 8 lanes
+ * at a time first), then the weights' and bases' lane sums (with wide, 8
+ * outputs x TS_WIDE inputs at a time; else 8 inputs of one output at a
+ * time), added as lin_backward adds them: lin count-1 first, terms last to
+ * first, the base just before term 0 */
+LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t *offset,
+                                   const int32_t *in_a, const int32_t *in_b,
+                                   const int32_t *terms, int64_t first, int64_t count,
+                                   int64_t nrows, const int wide, const int tj) {
+    const int32_t k = terms[in_b[first]];
+    const int32_t *t0 = terms + in_b[first] + 1;
+    /* the inputs x_0 .. x_k-1, then (wide) a row of ones whose "weight sums"
+     * are the bases' (g * 1.0 is g), then padding up to a whole sum tile */
+    const int64_t nxs = wide ? (k + 1 + TS_WIDE - 1) / TS_WIDE * TS_WIDE : k + TILE_S;
+    const int64_t npanels = (count + 7) / 8;               /* of g transposed (wide) */
+    const int64_t nsums = wide ? count * (k + 1) : k;
+    const size_t ng = sizeof(double *) * (size_t)count, nx = sizeof(double *) * (size_t)nxs,
+                 nW = sizeof(double) * (size_t)count * (size_t)k,
+                 nw = sizeof(double) * (size_t)count * tj,
+                 npad = sizeof(double) * (size_t)nrows,
+                 ngt = wide ? sizeof(double) * (size_t)npanels * 8 * (size_t)nrows : 0,
+                 nsum = sizeof(double) * (size_t)nsums;
+    struct scratch sc;
+    if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW) + lines_of(nw)
+                       + 2 * lines_of(npad) + lines_of(ngt) + lines_of(nsum)))
+        return MBP_ENOMEM;
+    const double **g = scratch_take(&sc, ng);
+    const double **x = scratch_take(&sc, nx);
+    double *W = scratch_take(&sc, nW);                     /* W[j * k + s]: lin j, term s */
+    double *w = scratch_take(&sc, nw);                     /* a tile's panel */
+    double *pad = scratch_take(&sc, npad);                 /* inputs past the last */
+    double *ones = scratch_take(&sc, npad);
+    double *gt = scratch_take(&sc, ngt);
+    double *sums = scratch_take(&sc, nsum);
+    for (int64_t j = 0; j < count; j++) {
+        const int32_t *t = terms + in_b[first + j] + 1;
+        g[j] = adj + offset[first + j];
+        for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
+    }
+    /* the inputs: mul_grad_b of each term, g * w */
+    for (int64_t r = 0; r < nrows; r++) pad[r] = 0.0;
+    for (int32_t s0 = 0; s0 < k; s0 += tj) {
+        const int nt = k - s0 < tj ? k - s0 : tj;
+        double *dx[TJ_MAX];
+        for (int t = 0; t < tj; t++) dx[t] = t < nt ? adj + offset[t0[2 * (s0 + t) + 1]] : pad;
+        for (int64_t j = 0; j < count; j++)
+            for (int t = 0; t < tj; t++) w[j * tj + t] = t < nt ? W[j * k + s0 + t] : 0.0;
+        int64_t r0 = 0;
+        if (wide)
+            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, count, tj);
+        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, count, tj);
+        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count, tj);
+    }
+    /* the bases and weights */
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
-    for (int32_t s = k; s < k + TILE_S; s++) x[s] = x[0];     /* padding, never used */
+    if (wide) {
+        for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
+        for (int64_t s = k; s < nxs; s++) x[s] = ones;     /* the bases, then padding */
+        for (int64_t p = 0; p < npanels; p++)              /* g transposed, zero-padded */
+            for (int64_t r = 0; r < nrows; r++)
+                for (int j = 0; j < 8; j++)
+                    gt[(p * nrows + r) * 8 + j] = 8 * p + j < count ? g[8 * p + j][r] : 0.0;
+        for (int64_t p = 0; p < npanels; p++) {
+            const int nj = count - 8 * p < 8 ? (int)(count - 8 * p) : 8;
+            for (int64_t s0 = 0; s0 <= k; s0 += TS_WIDE) {
+                const int ns = k + 1 - s0 < TS_WIDE ? (int)(k + 1 - s0) : TS_WIDE;
+                layer_tile_sums8(sums + 8 * p * (k + 1) + s0, k + 1, nj, ns,
+                                 gt + p * nrows * 8, x + s0, nrows);
+            }
+        }
+    } else {
+        for (int64_t s = k; s < nxs; s++) x[s] = x[0];     /* padding, never used */
+    }
     for (int64_t j = count - 1; j >= 0; j--) {
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
-        const double *G = adj + offset[node];
-        for (int32_t s0 = 0; s0 < k; s0 += TILE_S) layer_tile_sums(sums + s0, G, x + s0, nrows);
-        const double base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
+        const double *G = g[j];
+        const double *S = sums + (wide ? j * (k + 1) : 0);
+        double base;
+        if (wide) {
+            base = S[k];
+        } else {
+            for (int32_t s0 = 0; s0 < k; s0 += TILE_S) layer_tile_sums(sums + s0, G, x + s0, nrows);
+            base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
+        }
         for (int32_t s = k - 1; s >= 0; s--) {
             if (s == 0) adj[offset[in_a[node]]] += base;
-            adj[offset[t[2 * s]]] += sums[s];
+            adj[offset[t[2 * s]]] += S[s];
         }
     }
-    free(sums);
-    free(x);
-    free(g);
-    free(w);
+    free(sc.block);
     return MBP_OK;
+}
+
+/* the variants, and the choice among them */
+#define LAYER_VARIANT(name, target, wide, tj)                                                \
+    static target int layer_forward_##name(double *val, const int64_t *offset,              \
+            const int32_t *in_a, const int32_t *in_b, const int32_t *terms, int64_t first, \
+            int64_t count, int64_t nrows) {                                                 \
+        return layer_forward_tiles(val, offset, in_a, in_b, terms, first, count, nrows,     \
+                                   wide, tj);                                               \
+    }                                                                                       \
+    static target int layer_backward_##name(double *adj, const double *val,                 \
+            const int64_t *offset, const int32_t *in_a, const int32_t *in_b,                \
+            const int32_t *terms, int64_t first, int64_t count, int64_t nrows) {            \
+        return layer_backward_tiles(adj, val, offset, in_a, in_b, terms, first, count,      \
+                                    nrows, wide, tj);                                       \
+    }
+
+#define LAYER_SWEEP                                         /* the baseline: no attribute */
+LAYER_VARIANT(base, LAYER_SWEEP, 0, 8)
+#ifdef MBP_LAYER_VARIANTS
+LAYER_VARIANT(avx2, __attribute__((target("avx2"))), 0, 8)
+LAYER_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), 1, 16)
+#endif
+
+/* 2: AVX-512, 1: AVX2, 0: the baseline, at most MBP_LAYERS_MAX */
+static int layer_variant(void) {
+#ifdef MBP_LAYER_VARIANTS
+    __builtin_cpu_init();
+    if (MBP_LAYERS_MAX >= 2 && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512vl"))
+        return 2;
+    if (MBP_LAYERS_MAX >= 1 && __builtin_cpu_supports("avx2")) return 1;
+#endif
+    return 0;
+}
+
+static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
+                         const int32_t *in_b, const int32_t *terms,
+                         int64_t first, int64_t count, int64_t nrows) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: return layer_forward_avx512(val, offset, in_a, in_b, terms, first, count, nrows);
+    case 1: return layer_forward_avx2(val, offset, in_a, in_b, terms, first, count, nrows);
+    }
+#endif
+    return layer_forward_base(val, offset, in_a, in_b, terms, first, count, nrows);
+}
+
+static int layer_backward(double *adj, const double *val, const int64_t *offset,
+                          const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
+                          int64_t first, int64_t count, int64_t nrows) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: return layer_backward_avx512(adj, val, offset, in_a, in_b, terms, first, count,
+                                         nrows);
+    case 1: return layer_backward_avx2(adj, val, offset, in_a, in_b, terms, first, count,
+                                       nrows);
+    }
+#endif
+    return layer_backward_base(adj, val, offset, in_a, in_b, terms, first, count, nrows);
 }
 
 /* ------------------------------------------------------------------------ */
