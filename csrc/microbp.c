@@ -346,38 +346,41 @@ static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t n
 
 /* adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j = count-1 down to 0: the
  * inputs' contributions in the order the unfused sweep makes them, for a
- * tile of tj inputs and 4 or 8 lanes held in tj registers */
+ * tile of tj inputs and 4 or 8 lanes held in tj registers; w[j][t] is
+ * w[j * ldw + t] */
 LANE_LOOP void layer_tile_backward4(double *const *dx, int64_t r0, const double *const *g,
-                                    const double *w, int64_t count, const int tj) {
+                                    const double *w, int64_t ldw, int64_t count,
+                                    const int tj) {
     lanes4 acc[TJ_MAX];
     UNROLL for (int t = 0; t < tj; t++) acc[t] = load4(dx[t] + r0);
     for (int64_t j = count - 1; j >= 0; j--) {
         const lanes4 gj = load4(g[j] + r0);
-        const double *wj = w + j * tj;
+        const double *wj = w + j * ldw;
         UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
     }
     UNROLL for (int t = 0; t < tj; t++) store4(dx[t] + r0, &acc[t]);
 }
 
 LANE_LOOP void layer_tile_backward8(double *const *dx, int64_t r0, const double *const *g,
-                                    const double *w, int64_t count, const int tj) {
+                                    const double *w, int64_t ldw, int64_t count,
+                                    const int tj) {
     lanes8 acc[TJ_MAX];
     UNROLL for (int t = 0; t < tj; t++) acc[t] = load8(dx[t] + r0);
     for (int64_t j = count - 1; j >= 0; j--) {
         const lanes8 gj = load8(g[j] + r0);
-        const double *wj = w + j * tj;
+        const double *wj = w + j * ldw;
         UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat8(wj[t]);
     }
     UNROLL for (int t = 0; t < tj; t++) store8(dx[t] + r0, &acc[t]);
 }
 
 static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
-                                const double *const *g, const double *w, int64_t count,
-                                int tj) {
+                                const double *const *g, const double *w, int64_t ldw,
+                                int64_t count) {
     for (int t = 0; t < nt; t++)
         for (int64_t r = r0; r < r0 + nr; r++) {
             double acc = dx[t][r];
-            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * tj + t];
+            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * ldw + t];
             dx[t][r] = acc;
         }
 }
@@ -526,19 +529,17 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     const int64_t npanels = (count + 7) / 8;               /* of g transposed (wide) */
     const int64_t nsums = wide ? count * (k + 1) : k;
     const size_t ng = sizeof(double *) * (size_t)count, nx = sizeof(double *) * (size_t)nxs,
-                 nW = sizeof(double) * (size_t)count * (size_t)k,
-                 nw = sizeof(double) * (size_t)count * tj,
+                 nW = sizeof(double) * ((size_t)count * (size_t)k + TJ_MAX),
                  npad = sizeof(double) * (size_t)nrows,
                  ngt = wide ? sizeof(double) * (size_t)npanels * 8 * (size_t)nrows : 0,
                  nsum = sizeof(double) * (size_t)nsums;
     struct scratch sc;
-    if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW) + lines_of(nw)
+    if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW)
                        + 2 * lines_of(npad) + lines_of(ngt) + lines_of(nsum)))
         return MBP_ENOMEM;
     const double **g = scratch_take(&sc, ng);
     const double **x = scratch_take(&sc, nx);
-    double *W = scratch_take(&sc, nW);                     /* W[j * k + s]: lin j, term s */
-    double *w = scratch_take(&sc, nw);                     /* a tile's panel */
+    double *W = scratch_take(&sc, nW);          /* W[j * k + s]: lin j, term s; then zeros */
     double *pad = scratch_take(&sc, npad);                 /* inputs past the last */
     double *ones = scratch_take(&sc, npad);
     double *gt = scratch_take(&sc, ngt);
@@ -548,29 +549,32 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
         g[j] = adj + offset[first + j];
         for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
     }
+    for (int t = 0; t < TJ_MAX; t++) W[count * k + t] = 0.0;
     /* the inputs: mul_grad_b of each term, g * w */
     for (int64_t r = 0; r < nrows; r++) pad[r] = 0.0;
     for (int32_t s0 = 0; s0 < k; s0 += tj) {
         const int nt = k - s0 < tj ? k - s0 : tj;
         double *dx[TJ_MAX];
         for (int t = 0; t < tj; t++) dx[t] = t < nt ? adj + offset[t0[2 * (s0 + t) + 1]] : pad;
-        for (int64_t j = 0; j < count; j++)
-            for (int t = 0; t < tj; t++) w[j * tj + t] = t < nt ? W[j * k + s0 + t] : 0.0;
+        const double *w = W + s0;         /* past row j's end: row j + 1's or the tail */
         int64_t r0 = 0;
         if (wide)
-            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, count, tj);
-        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, count, tj);
-        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count, tj);
+            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, k, count, tj);
+        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, k, count, tj);
+        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, k, count);
     }
     /* the bases and weights */
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
     if (wide) {
         for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
         for (int64_t s = k; s < nxs; s++) x[s] = ones;     /* the bases, then padding */
-        for (int64_t p = 0; p < npanels; p++)              /* g transposed, zero-padded */
-            for (int64_t r = 0; r < nrows; r++)
-                for (int j = 0; j < 8; j++)
-                    gt[(p * nrows + r) * 8 + j] = 8 * p + j < count ? g[8 * p + j][r] : 0.0;
+        for (int64_t j = 0; j < npanels * 8; j++) {         /* g transposed, zero-padded */
+            double *to = gt + (j / 8) * nrows * 8 + j % 8;
+            if (j < count)
+                for (int64_t r = 0; r < nrows; r++) to[r * 8] = g[j][r];
+            else
+                for (int64_t r = 0; r < nrows; r++) to[r * 8] = 0.0;
+        }
         for (int64_t p = 0; p < npanels; p++) {
             const int nj = count - 8 * p < 8 ? (int)(count - 8 * p) : 8;
             for (int64_t s0 = 0; s0 <= k; s0 += TS_WIDE) {
