@@ -263,12 +263,12 @@ static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *i
 
 /* The kernels come in three variants, chosen at run time by what the CPU has
  * (no -march flag: wheels stay portable): AVX-512 (tiles of 8 lanes x 16
- * outputs in zmm registers, and weight sums over 8 outputs at once), AVX2
- * and the baseline (tiles of 4 lanes x 8 outputs, weight sums over the four
- * residues r % 4 of 8 inputs). Every variant does the very IEEE operations
- * of lin_forward and lin_backward, one rounding per mul and per add, never
- * fused (-ffp-contract=off): the same bits. Vectors only widen what is
- * independent: lanes, outputs, inputs; never a sum's association.
+ * outputs or inputs in zmm registers, a 4-lane tile at the edge; weight sums
+ * 8 outputs x 6 inputs at a time), AVX2 and the baseline (tiles of 4 lanes x
+ * 8; weight sums 4 outputs x 3 inputs at a time). Every variant does the very
+ * IEEE operations of lin_forward and lin_backward, one rounding per mul and
+ * per add, never fused (-ffp-contract=off): the same bits. Vectors only widen
+ * what is independent: lanes, outputs, inputs; never a sum's association.
  * MBP_LAYERS_MAX=0 or 1 caps the choice at the baseline or AVX2 (a test
  * builds such cores to run the variants this CPU would not choose);
  * MBP_NO_CLONES builds the baseline alone. */
@@ -280,7 +280,8 @@ static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *i
 #endif
 
 enum { TJ_MAX = 16,       /* outputs (forward) or inputs (backward) of a tile, at most */
-       TS_WIDE = 6 };     /* inputs per weight-sum tile of the AVX-512 variant */
+       TS_WIDE = 6,       /* inputs per weight-sum tile, 8 outputs (AVX-512) */
+       TS_NARROW = 3 };   /* inputs per weight-sum tile, 4 outputs */
 
 typedef double lanes4 __attribute__((vector_size(32)));
 typedef double lanes8 __attribute__((vector_size(64)));
@@ -304,33 +305,91 @@ LANE_LOOP lanes8 splat8(double x) {     /* not {x, x, ...}: GCC 12 builds that l
     return load8(t);
 }
 
-/* out_j[r0 + r] = base_j + sum over t of w[t][j] * x_t[r0 + r], for a tile of
- * tj outputs (a constant: 8 or 16) and 4 or 8 lanes held in tj registers */
-LANE_LOOP void layer_tile_forward4(double *const *out, int64_t r0, const double *base,
-                                   const double *w, const double *const *x, int32_t k,
-                                   const int tj) {
-    lanes4 acc[TJ_MAX];
-    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat4(base[j]);
-    for (int32_t t = 0; t < k; t++) {
-        const lanes4 xt = load4(x[t] + r0);
-        const double *wt = w + (int64_t)t * tj;
-        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat4(wt[j]) * xt;
-    }
-    UNROLL for (int j = 0; j < tj; j++) store4(out[j] + r0, &acc[j]);
+/* The register tiles, once for 4 lanes (lanes4: one AVX2 register, or two
+ * SSE2 ones) and once for 8 (lanes8: one AVX-512 register), by LAYER_TILES:
+ *
+ * layer_tile_forward<N>: out_j[r0 + r] = base_j + sum over t of w[t][j] *
+ * x_t[r0 + r] for a tile of tj outputs (a constant: 8 or 16) and N lanes
+ * held in tj registers, the terms in order;
+ *
+ * layer_tile_backward<N>: adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j =
+ * count-1 down to 0 (the inputs' contributions in the order the unfused
+ * sweep makes them), w[j][t] at w[j * ldw + t], for tj inputs and N lanes;
+ *
+ * layer_tile_sums<N>: the weight sums of N outputs and TS inputs at once,
+ * sums[j * lds + t] = the sum over r of g_j[r] * x_t[r] (mul_grad_a) as
+ * lane_sum_strided makes it: lane r into running sum r % 4, each from -0.0,
+ * then (s0 + s1) + (s2 + s3). gt holds g transposed (row r: g_0[r] ..
+ * g_N-1[r]), so that each lane of a vector is one output: four accumulators
+ * per input (one per residue r % 4), finished lane by lane; no horizontal
+ * sums. nj outputs and ns inputs of the tile are real. */
+#define LAYER_TILES(N, TS)                                                                   \
+LANE_LOOP void layer_tile_forward##N(double *const *out, int64_t r0, const double *base,    \
+                                     const double *w, const double *const *x, int32_t k,    \
+                                     const int tj) {                                        \
+    lanes##N acc[TJ_MAX];                                                                   \
+    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat##N(base[j]);                         \
+    for (int32_t t = 0; t < k; t++) {                                                       \
+        const lanes##N xt = load##N(x[t] + r0);                                             \
+        const double *wt = w + (int64_t)t * tj;                                             \
+        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat##N(wt[j]) * xt;         \
+    }                                                                                       \
+    UNROLL for (int j = 0; j < tj; j++) store##N(out[j] + r0, &acc[j]);                     \
+}                                                                                           \
+                                                                                            \
+LANE_LOOP void layer_tile_backward##N(double *const *dx, int64_t r0, const double *const *g, \
+                                      const double *w, int64_t ldw, int64_t count,          \
+                                      const int tj) {                                       \
+    lanes##N acc[TJ_MAX];                                                                   \
+    UNROLL for (int t = 0; t < tj; t++) acc[t] = load##N(dx[t] + r0);                       \
+    for (int64_t j = count - 1; j >= 0; j--) {                                              \
+        const lanes##N gj = load##N(g[j] + r0);                                             \
+        const double *wj = w + j * ldw;                                                     \
+        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat##N(wj[t]);         \
+    }                                                                                       \
+    UNROLL for (int t = 0; t < tj; t++) store##N(dx[t] + r0, &acc[t]);                      \
+}                                                                                           \
+                                                                                            \
+LANE_LOOP void layer_tile_sums##N(double *sums, int64_t lds, int nj, int ns,                \
+                                  const double *gt, const double *const *x, int64_t nrows) { \
+    lanes##N a0[TS], a1[TS], a2[TS], a3[TS];                                                \
+    const double *xs[TS];                                                                   \
+    UNROLL for (int t = 0; t < TS; t++) {                                                   \
+        a0[t] = a1[t] = a2[t] = a3[t] = splat##N(-0.0);                                     \
+        xs[t] = x[t];                                                                       \
+    }                                                                                       \
+    int64_t r = 0;                                                                          \
+    for (; r + 4 <= nrows; r += 4) {                                                        \
+        const double *G = gt + r * N;                                                       \
+        const lanes##N g0 = load##N(G), g1 = load##N(G + N), g2 = load##N(G + 2 * N),       \
+                       g3 = load##N(G + 3 * N);                                             \
+        UNROLL for (int t = 0; t < TS; t++) a0[t] = a0[t] + g0 * splat##N(xs[t][r]);        \
+        UNROLL for (int t = 0; t < TS; t++) a1[t] = a1[t] + g1 * splat##N(xs[t][r + 1]);    \
+        UNROLL for (int t = 0; t < TS; t++) a2[t] = a2[t] + g2 * splat##N(xs[t][r + 2]);    \
+        UNROLL for (int t = 0; t < TS; t++) a3[t] = a3[t] + g3 * splat##N(xs[t][r + 3]);    \
+    }                                                                                       \
+    if (r < nrows) {                                                                        \
+        const lanes##N g0 = load##N(gt + r * N);                                            \
+        UNROLL for (int t = 0; t < TS; t++) a0[t] = a0[t] + g0 * splat##N(xs[t][r]);        \
+    }                                                                                       \
+    if (r + 1 < nrows) {                                                                    \
+        const lanes##N g1 = load##N(gt + (r + 1) * N);                                      \
+        UNROLL for (int t = 0; t < TS; t++) a1[t] = a1[t] + g1 * splat##N(xs[t][r + 1]);    \
+    }                                                                                       \
+    if (r + 2 < nrows) {                                                                    \
+        const lanes##N g2 = load##N(gt + (r + 2) * N);                                      \
+        UNROLL for (int t = 0; t < TS; t++) a2[t] = a2[t] + g2 * splat##N(xs[t][r + 2]);    \
+    }                                                                                       \
+    for (int t = 0; t < ns; t++) {                                                          \
+        const lanes##N sum = (a0[t] + a1[t]) + (a2[t] + a3[t]);                             \
+        double s[N];                                                                        \
+        store##N(s, &sum);                                                                  \
+        for (int j = 0; j < nj; j++) sums[j * lds + t] = s[j];                              \
+    }                                                                                       \
 }
 
-LANE_LOOP void layer_tile_forward8(double *const *out, int64_t r0, const double *base,
-                                   const double *w, const double *const *x, int32_t k,
-                                   const int tj) {
-    lanes8 acc[TJ_MAX];
-    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat8(base[j]);
-    for (int32_t t = 0; t < k; t++) {
-        const lanes8 xt = load8(x[t] + r0);
-        const double *wt = w + (int64_t)t * tj;
-        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat8(wt[j]) * xt;
-    }
-    UNROLL for (int j = 0; j < tj; j++) store8(out[j] + r0, &acc[j]);
-}
+LAYER_TILES(4, TS_NARROW)
+LAYER_TILES(8, TS_WIDE)
 
 /* the same for the lanes and outputs at the edges of the tiles */
 static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t nr,
@@ -344,36 +403,6 @@ static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t n
         }
 }
 
-/* adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j = count-1 down to 0: the
- * inputs' contributions in the order the unfused sweep makes them, for a
- * tile of tj inputs and 4 or 8 lanes held in tj registers; w[j][t] is
- * w[j * ldw + t] */
-LANE_LOOP void layer_tile_backward4(double *const *dx, int64_t r0, const double *const *g,
-                                    const double *w, int64_t ldw, int64_t count,
-                                    const int tj) {
-    lanes4 acc[TJ_MAX];
-    UNROLL for (int t = 0; t < tj; t++) acc[t] = load4(dx[t] + r0);
-    for (int64_t j = count - 1; j >= 0; j--) {
-        const lanes4 gj = load4(g[j] + r0);
-        const double *wj = w + j * ldw;
-        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
-    }
-    UNROLL for (int t = 0; t < tj; t++) store4(dx[t] + r0, &acc[t]);
-}
-
-LANE_LOOP void layer_tile_backward8(double *const *dx, int64_t r0, const double *const *g,
-                                    const double *w, int64_t ldw, int64_t count,
-                                    const int tj) {
-    lanes8 acc[TJ_MAX];
-    UNROLL for (int t = 0; t < tj; t++) acc[t] = load8(dx[t] + r0);
-    for (int64_t j = count - 1; j >= 0; j--) {
-        const lanes8 gj = load8(g[j] + r0);
-        const double *wj = w + j * ldw;
-        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat8(wj[t]);
-    }
-    UNROLL for (int t = 0; t < tj; t++) store8(dx[t] + r0, &acc[t]);
-}
-
 static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
                                 const double *const *g, const double *w, int64_t ldw,
                                 int64_t count) {
@@ -383,74 +412,6 @@ static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t n
             for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * ldw + t];
             dx[t][r] = acc;
         }
-}
-
-/* The weight sums: sum_r g[r] * x_t[r] (mul_grad_a) as lane_sum_strided
- * makes it: lane r into running sum r % 4, each from -0.0, then (s0 + s1) +
- * (s2 + s3). Two ways to keep that association in vectors:
- *
- * layer_tile_sums: for one output, TILE_S = 8 inputs at once, one vector of
- * the four running sums per input (4 lanes = the 4 residues), finished lane
- * by lane. */
-enum { TILE_S = 8 };
-LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *const *x,
-                               int64_t nrows) {
-    lanes4 s[TILE_S];
-    UNROLL for (int t = 0; t < TILE_S; t++) s[t] = splat4(-0.0);
-    int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) {
-        const lanes4 gr = load4(g + r);
-        UNROLL for (int t = 0; t < TILE_S; t++) s[t] = s[t] + gr * load4(x[t] + r);
-    }
-    for (int t = 0; t < TILE_S; t++) {
-        double s0 = s[t][0], s1 = s[t][1], s2 = s[t][2], s3 = s[t][3];
-        if (r < nrows) s0 += g[r] * x[t][r];
-        if (r + 1 < nrows) s1 += g[r + 1] * x[t][r + 1];
-        if (r + 2 < nrows) s2 += g[r + 2] * x[t][r + 2];
-        sums[t] = (s0 + s1) + (s2 + s3);
-    }
-}
-
-/* layer_tile_sums8: 8 outputs at once (one zmm: gt holds g transposed, row r
- * = g_0[r] .. g_7[r]) and TS_WIDE inputs, four accumulators per input (one per
- * residue r % 4): each lane of each accumulator is one running sum, and the
- * finish (s0 + s1) + (s2 + s3) is lane by lane too; no horizontal sums.
- * sums[j * lds + t] for the nj outputs and ns inputs that are real. */
-LANE_LOOP void layer_tile_sums8(double *sums, int64_t lds, int nj, int ns, const double *gt,
-                                const double *const *x, int64_t nrows) {
-    lanes8 a0[TS_WIDE], a1[TS_WIDE], a2[TS_WIDE], a3[TS_WIDE];
-    const double *xs[TS_WIDE];
-    UNROLL for (int t = 0; t < TS_WIDE; t++) {
-        a0[t] = a1[t] = a2[t] = a3[t] = splat8(-0.0);
-        xs[t] = x[t];
-    }
-    int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) {
-        const double *G = gt + r * 8;
-        const lanes8 g0 = load8(G), g1 = load8(G + 8), g2 = load8(G + 16), g3 = load8(G + 24);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a0[t] = a0[t] + g0 * splat8(xs[t][r]);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a1[t] = a1[t] + g1 * splat8(xs[t][r + 1]);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a2[t] = a2[t] + g2 * splat8(xs[t][r + 2]);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a3[t] = a3[t] + g3 * splat8(xs[t][r + 3]);
-    }
-    if (r < nrows) {
-        const lanes8 g0 = load8(gt + r * 8);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a0[t] = a0[t] + g0 * splat8(xs[t][r]);
-    }
-    if (r + 1 < nrows) {
-        const lanes8 g1 = load8(gt + (r + 1) * 8);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a1[t] = a1[t] + g1 * splat8(xs[t][r + 1]);
-    }
-    if (r + 2 < nrows) {
-        const lanes8 g2 = load8(gt + (r + 2) * 8);
-        UNROLL for (int t = 0; t < TS_WIDE; t++) a2[t] = a2[t] + g2 * splat8(xs[t][r + 2]);
-    }
-    for (int t = 0; t < ns; t++) {
-        const lanes8 sum = (a0[t] + a1[t]) + (a2[t] + a3[t]);
-        double s[8];
-        store8(s, &sum);
-        for (int j = 0; j < nj; j++) sums[j * lds + t] = s[j];
-    }
 }
 
 /* One block of scratch per layer call, cut into pieces of whole 64-byte
@@ -513,25 +474,27 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
 }
 
 /* backward: the inputs' adjoints in tiles of tj inputs (with wide, 8 lanes
- * at a time first), then the weights' and bases' lane sums (with wide, 8
- * outputs x TS_WIDE inputs at a time; else 8 inputs of one output at a
- * time), added as lin_backward adds them: lin count-1 first, terms last to
- * first, the base just before term 0 */
+ * at a time first), then the weights' and bases' lane sums (sv = 8 or 4
+ * outputs x TS_WIDE or TS_NARROW inputs at a time, from g transposed),
+ * added as lin_backward adds them: lin count-1 first, terms last to first,
+ * the base just before term 0 */
 LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t *offset,
                                    const int32_t *in_a, const int32_t *in_b,
                                    const int32_t *terms, int64_t first, int64_t count,
-                                   int64_t nrows, const int wide, const int tj) {
+                                   int64_t nrows, const int wide, const int tj,
+                                   const int sv) {
     const int32_t k = terms[in_b[first]];
     const int32_t *t0 = terms + in_b[first] + 1;
-    /* the inputs x_0 .. x_k-1, then (wide) a row of ones whose "weight sums"
-     * are the bases' (g * 1.0 is g), then padding up to a whole sum tile */
-    const int64_t nxs = wide ? (k + 1 + TS_WIDE - 1) / TS_WIDE * TS_WIDE : k + TILE_S;
-    const int64_t npanels = (count + 7) / 8;               /* of g transposed (wide) */
-    const int64_t nsums = wide ? count * (k + 1) : k;
+    /* the inputs x_0 .. x_k-1, then a row of ones whose "weight sums" are
+     * the bases' (g * 1.0 is g), then padding up to a whole sum tile */
+    const int ts = sv == 8 ? TS_WIDE : TS_NARROW;
+    const int64_t nxs = (k + 1 + ts - 1) / ts * ts;
+    const int64_t npanels = (count + sv - 1) / sv;          /* of g transposed */
+    const int64_t nsums = count * (k + 1);
     const size_t ng = sizeof(double *) * (size_t)count, nx = sizeof(double *) * (size_t)nxs,
                  nW = sizeof(double) * ((size_t)count * (size_t)k + TJ_MAX),
                  npad = sizeof(double) * (size_t)nrows,
-                 ngt = wide ? sizeof(double) * (size_t)npanels * 8 * (size_t)nrows : 0,
+                 ngt = sizeof(double) * (size_t)npanels * (size_t)sv * (size_t)nrows,
                  nsum = sizeof(double) * (size_t)nsums;
     struct scratch sc;
     if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW)
@@ -565,41 +528,31 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     }
     /* the bases and weights */
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
-    if (wide) {
-        for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
-        for (int64_t s = k; s < nxs; s++) x[s] = ones;     /* the bases, then padding */
-        for (int64_t j = 0; j < npanels * 8; j++) {         /* g transposed, zero-padded */
-            double *to = gt + (j / 8) * nrows * 8 + j % 8;
-            if (j < count)
-                for (int64_t r = 0; r < nrows; r++) to[r * 8] = g[j][r];
-            else
-                for (int64_t r = 0; r < nrows; r++) to[r * 8] = 0.0;
+    for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
+    for (int64_t s = k; s < nxs; s++) x[s] = ones;         /* the bases, then padding */
+    for (int64_t j = 0; j < npanels * sv; j++) {            /* g transposed, zero-padded */
+        double *to = gt + (j / sv) * nrows * sv + j % sv;
+        if (j < count)
+            for (int64_t r = 0; r < nrows; r++) to[r * sv] = g[j][r];
+        else
+            for (int64_t r = 0; r < nrows; r++) to[r * sv] = 0.0;
+    }
+    for (int64_t p = 0; p < npanels; p++) {                 /* sums[j * (k + 1) + s] */
+        const int nj = count - sv * p < sv ? (int)(count - sv * p) : sv;
+        const double *panel = gt + p * nrows * sv;
+        double *to = sums + sv * p * (k + 1);
+        for (int64_t s0 = 0; s0 <= k; s0 += ts) {
+            const int ns = k + 1 - s0 < ts ? (int)(k + 1 - s0) : ts;
+            if (sv == 8) layer_tile_sums8(to + s0, k + 1, nj, ns, panel, x + s0, nrows);
+            else         layer_tile_sums4(to + s0, k + 1, nj, ns, panel, x + s0, nrows);
         }
-        for (int64_t p = 0; p < npanels; p++) {
-            const int nj = count - 8 * p < 8 ? (int)(count - 8 * p) : 8;
-            for (int64_t s0 = 0; s0 <= k; s0 += TS_WIDE) {
-                const int ns = k + 1 - s0 < TS_WIDE ? (int)(k + 1 - s0) : TS_WIDE;
-                layer_tile_sums8(sums + 8 * p * (k + 1) + s0, k + 1, nj, ns,
-                                 gt + p * nrows * 8, x + s0, nrows);
-            }
-        }
-    } else {
-        for (int64_t s = k; s < nxs; s++) x[s] = x[0];     /* padding, never used */
     }
     for (int64_t j = count - 1; j >= 0; j--) {
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
-        const double *G = g[j];
-        const double *S = sums + (wide ? j * (k + 1) : 0);
-        double base;
-        if (wide) {
-            base = S[k];
-        } else {
-            for (int32_t s0 = 0; s0 < k; s0 += TILE_S) layer_tile_sums(sums + s0, G, x + s0, nrows);
-            base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
-        }
+        const double *S = sums + j * (k + 1);
         for (int32_t s = k - 1; s >= 0; s--) {
-            if (s == 0) adj[offset[in_a[node]]] += base;
+            if (s == 0) adj[offset[in_a[node]]] += S[k];            /* the base */
             adj[offset[t[2 * s]]] += S[s];
         }
     }
@@ -608,7 +561,7 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
 }
 
 /* the variants, and the choice among them */
-#define LAYER_VARIANT(name, target, wide, tj)                                                \
+#define LAYER_VARIANT(name, target, wide, tj, sv)                                                \
     static target int layer_forward_##name(double *val, const int64_t *offset,              \
             const int32_t *in_a, const int32_t *in_b, const int32_t *terms, int64_t first, \
             int64_t count, int64_t nrows) {                                                 \
@@ -619,14 +572,14 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
             const int64_t *offset, const int32_t *in_a, const int32_t *in_b,                \
             const int32_t *terms, int64_t first, int64_t count, int64_t nrows) {            \
         return layer_backward_tiles(adj, val, offset, in_a, in_b, terms, first, count,      \
-                                    nrows, wide, tj);                                       \
+                                    nrows, wide, tj, sv);                                   \
     }
 
 #define LAYER_SWEEP                                         /* the baseline: no attribute */
-LAYER_VARIANT(base, LAYER_SWEEP, 0, 8)
+LAYER_VARIANT(base, LAYER_SWEEP, 0, 8, 4)
 #ifdef MBP_LAYER_VARIANTS
-LAYER_VARIANT(avx2, __attribute__((target("avx2"))), 0, 8)
-LAYER_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), 1, 16)
+LAYER_VARIANT(avx2, __attribute__((target("avx2"))), 0, 8, 4)
+LAYER_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), 1, 16, 8)
 #endif
 
 /* 2: AVX-512, 1: AVX2, 0: the baseline, at most MBP_LAYERS_MAX */
