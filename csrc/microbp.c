@@ -561,7 +561,7 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
 }
 
 /* the variants, and the choice among them */
-#define LAYER_VARIANT(name, target, wide, tj, sv)                                                \
+#define LAYER_VARIANT(name, target, wide, tj, sv)                                        \
     static target int layer_forward_##name(double *val, const int64_t *offset,              \
             const int32_t *in_a, const int32_t *in_b, const int32_t *terms, int64_t first, \
             int64_t count, int64_t nrows) {                                                 \
@@ -575,24 +575,22 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
                                     nrows, wide, tj, sv);                                   \
     }
 
-#define LAYER_SWEEP                                         /* the baseline: no attribute */
-LAYER_VARIANT(base, LAYER_SWEEP, 0, 8, 4)
+#define BASELINE                         /* no target attribute: the build's own flags */
+LAYER_VARIANT(base, BASELINE, 0, 8, 4)
 #ifdef MBP_LAYER_VARIANTS
 LAYER_VARIANT(avx2, __attribute__((target("avx2"))), 0, 8, 4)
 LAYER_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), 1, 16, 8)
-#endif
 
 /* 2: AVX-512, 1: AVX2, 0: the baseline, at most MBP_LAYERS_MAX */
 static int layer_variant(void) {
-#ifdef MBP_LAYER_VARIANTS
     __builtin_cpu_init();
     if (MBP_LAYERS_MAX >= 2 && __builtin_cpu_supports("avx512f")
         && __builtin_cpu_supports("avx512vl"))
         return 2;
     if (MBP_LAYERS_MAX >= 1 && __builtin_cpu_supports("avx2")) return 1;
-#endif
     return 0;
 }
+#endif
 
 static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
                          const int32_t *in_b, const int32_t *terms,
