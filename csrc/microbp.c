@@ -433,7 +433,37 @@ static void *scratch_take(struct scratch *s, size_t bytes) {
 
 static size_t lines_of(size_t bytes) { return (bytes + 63) / 64; }
 
-/* forward: tiles of tj outputs; with wide, 8 lanes at a time first */
+/* the width of a tile for the n outputs or inputs left: tj, or half or a
+ * quarter of it when that still holds them all (down to 4) */
+static int tile_width(int64_t n, int tj) {
+    int tw = tj;
+    while (tw > 4 && n <= tw / 2) tw /= 2;
+    return tw;
+}
+
+/* the lanes of one tile of tw outputs (with wide, 8 lanes at a time first) */
+LANE_LOOP void layer_rows_forward(double *const *out, int nj, const double *base,
+                                  const double *w, const double *const *x, int32_t k,
+                                  int64_t nrows, const int wide, const int tw) {
+    int64_t r0 = 0;
+    if (wide)
+        for (; r0 + 8 <= nrows; r0 += 8) layer_tile_forward8(out, r0, base, w, x, k, tw);
+    for (; r0 + 4 <= nrows; r0 += 4) layer_tile_forward4(out, r0, base, w, x, k, tw);
+    if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k, tw);
+}
+
+/* the lanes of one tile of tw inputs, their weights at w[j * ldw + t] */
+LANE_LOOP void layer_rows_backward(double *const *dx, int nt, const double *const *g,
+                                   const double *w, int64_t ldw, int64_t count,
+                                   int64_t nrows, const int wide, const int tw) {
+    int64_t r0 = 0;
+    if (wide)
+        for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, ldw, count, tw);
+    for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, ldw, count, tw);
+    if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, ldw, count);
+}
+
+/* forward: tiles of tj outputs (fewer at the end: tile_width) */
 LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int32_t *in_a,
                                   const int32_t *in_b, const int32_t *terms, int64_t first,
                                   int64_t count, int64_t nrows, const int wide, const int tj) {
@@ -447,37 +477,36 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
     double *w = scratch_take(&sc, nw);
     double *pad = scratch_take(&sc, npad);                 /* outputs past the last */
     for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
-    for (int64_t j0 = 0; j0 < count; j0 += tj) {
-        const int nj = count - j0 < tj ? (int)(count - j0) : tj;
+    for (int64_t j0 = 0; j0 < count;) {
+        const int tw = tile_width(count - j0, tj);
+        const int nj = count - j0 < tw ? (int)(count - j0) : tw;
         double *out[TJ_MAX], base[TJ_MAX];
-        for (int j = 0; j < tj; j++) {
+        for (int j = 0; j < tw; j++) {
             if (j >= nj) {                    /* a tile's padding: zeros into pad */
                 out[j] = pad;
                 base[j] = 0.0;
-                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tj + j] = 0.0;
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = 0.0;
                 continue;
             }
             const int64_t node = first + j0 + j;
             const int32_t *t = terms + in_b[node] + 1;
             out[j] = val + offset[node];
             base[j] = val[offset[in_a[node]]];
-            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tj + j] = val[offset[t[2 * s]]];
+            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
         }
-        int64_t r0 = 0;
-        if (wide)
-            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_forward8(out, r0, base, w, x, k, tj);
-        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_forward4(out, r0, base, w, x, k, tj);
-        if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k, tj);
+        if (tj >= 16 && tw == 16)     layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 16);
+        else if (tj >= 8 && tw == 8)  layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 8);
+        else                          layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 4);
+        j0 += tw;
     }
     free(sc.block);
     return MBP_OK;
 }
 
-/* backward: the inputs' adjoints in tiles of tj inputs (with wide, 8 lanes
- * at a time first), then the weights' and bases' lane sums (sv = 8 or 4
- * outputs x TS_WIDE or TS_NARROW inputs at a time, from g transposed),
- * added as lin_backward adds them: lin count-1 first, terms last to first,
- * the base just before term 0 */
+/* backward: the inputs' adjoints in tiles of tj inputs (fewer at the end),
+ * then the weights' and bases' lane sums (sv = 8 or 4 outputs x TS_WIDE or
+ * TS_NARROW inputs at a time, from g transposed), added as lin_backward adds
+ * them: lin count-1 first, terms last to first, the base just before term 0 */
 LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t *offset,
                                    const int32_t *in_a, const int32_t *in_b,
                                    const int32_t *terms, int64_t first, int64_t count,
@@ -515,16 +544,16 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     for (int t = 0; t < TJ_MAX; t++) W[count * k + t] = 0.0;
     /* the inputs: mul_grad_b of each term, g * w */
     for (int64_t r = 0; r < nrows; r++) pad[r] = 0.0;
-    for (int32_t s0 = 0; s0 < k; s0 += tj) {
-        const int nt = k - s0 < tj ? k - s0 : tj;
+    for (int32_t s0 = 0; s0 < k;) {
+        const int tw = tile_width(k - s0, tj);
+        const int nt = k - s0 < tw ? k - s0 : tw;
         double *dx[TJ_MAX];
-        for (int t = 0; t < tj; t++) dx[t] = t < nt ? adj + offset[t0[2 * (s0 + t) + 1]] : pad;
+        for (int t = 0; t < tw; t++) dx[t] = t < nt ? adj + offset[t0[2 * (s0 + t) + 1]] : pad;
         const double *w = W + s0;         /* past row j's end: row j + 1's or the tail */
-        int64_t r0 = 0;
-        if (wide)
-            for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, k, count, tj);
-        for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, k, count, tj);
-        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, k, count);
+        if (tj >= 16 && tw == 16)     layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 16);
+        else if (tj >= 8 && tw == 8)  layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 8);
+        else                          layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 4);
+        s0 += tw;
     }
     /* the bases and weights */
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
