@@ -520,20 +520,20 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     const int64_t nxs = (k + 1 + ts - 1) / ts * ts;
     const int64_t npanels = (count + sv - 1) / sv;          /* of g transposed */
     const int64_t nsums = count * (k + 1);
-    const size_t ng = sizeof(double *) * (size_t)count, nx = sizeof(double *) * (size_t)nxs,
+    const size_t ng = sizeof(double *) * (size_t)(npanels * sv), nx = sizeof(double *) * (size_t)nxs,
                  nW = sizeof(double) * ((size_t)count * (size_t)k + TJ_MAX),
                  npad = sizeof(double) * (size_t)nrows,
                  ngt = sizeof(double) * (size_t)npanels * (size_t)sv * (size_t)nrows,
                  nsum = sizeof(double) * (size_t)nsums;
     struct scratch sc;
     if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW)
-                       + 2 * lines_of(npad) + lines_of(ngt) + lines_of(nsum)))
+                       + 3 * lines_of(npad) + lines_of(ngt) + lines_of(nsum)))
         return MBP_ENOMEM;
     const double **g = scratch_take(&sc, ng);
     const double **x = scratch_take(&sc, nx);
     double *W = scratch_take(&sc, nW);          /* W[j * k + s]: lin j, term s; then zeros */
     double *pad = scratch_take(&sc, npad);                 /* inputs past the last */
-    double *ones = scratch_take(&sc, npad);
+    double *ones = scratch_take(&sc, npad), *zeros = scratch_take(&sc, npad);
     double *gt = scratch_take(&sc, ngt);
     double *sums = scratch_take(&sc, nsum);
     for (int64_t j = 0; j < count; j++) {
@@ -559,12 +559,14 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
     for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
     for (int64_t s = k; s < nxs; s++) x[s] = ones;         /* the bases, then padding */
-    for (int64_t j = 0; j < npanels * sv; j++) {            /* g transposed, zero-padded */
-        double *to = gt + (j / sv) * nrows * sv + j % sv;
-        if (j < count)
-            for (int64_t r = 0; r < nrows; r++) to[r * sv] = g[j][r];
-        else
-            for (int64_t r = 0; r < nrows; r++) to[r * sv] = 0.0;
+    for (int64_t r = 0; r < nrows; r++) zeros[r] = 0.0;
+    for (int64_t j = count; j < npanels * sv; j++) g[j] = zeros;
+    for (int64_t p = 0; p < npanels; p++) {                 /* g transposed, zero-padded */
+        const double *from[8];
+        double *to = gt + p * nrows * sv;
+        UNROLL for (int j = 0; j < sv; j++) from[j] = g[p * sv + j];
+        for (int64_t r = 0; r < nrows; r++)
+            UNROLL for (int j = 0; j < sv; j++) to[r * sv + j] = from[j][r];
     }
     for (int64_t p = 0; p < npanels; p++) {                 /* sums[j * (k + 1) + s] */
         const int nj = count - sv * p < sv ? (int)(count - sv * p) : sv;
