@@ -309,7 +309,7 @@ LANE_LOOP lanes8 splat8(double x) {     /* not {x, x, ...}: GCC 12 builds that l
  * SSE2 ones) and once for 8 (lanes8: one AVX-512 register), by LAYER_TILES:
  *
  * layer_tile_forward<N>: out_j[r0 + r] = base_j + sum over t of w[t][j] *
- * x_t[r0 + r] for a tile of tj outputs (a constant: 8 or 16) and N lanes
+ * x_t[r0 + r] for a tile of tj outputs (a constant: 4, 8 or 16) and N lanes
  * held in tj registers, the terms in order;
  *
  * layer_tile_backward<N>: adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j =
