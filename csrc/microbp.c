@@ -236,8 +236,6 @@ static void lin_tangent(double *tout, int64_t w, const double *val, const double
  * lin_forward, and backward makes the contributions of lin_backward in the
  * same order into each adjoint: bit-identical, fewer loads and stores.      */
 
-enum { TILE_J = 8, TILE_R = 4 };
-
 static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *in_b,
                         const uint8_t *varies, int64_t nnodes,
                         const int32_t *terms, const int32_t *layers, int64_t nlayers) {
@@ -263,12 +261,32 @@ static int check_layers(const int32_t *op, const int32_t *in_a, const int32_t *i
     return MBP_OK;
 }
 
-/* Four lanes at a time (vector_size 32: one AVX2 register, or two SSE2 ones;
- * each lane is one IEEE double operation, the very arithmetic of the scalar
- * loops, never fused). */
+/* The kernels come in three variants, chosen at run time by what the CPU has
+ * (no -march flag: wheels stay portable): AVX-512 (tiles of 8 lanes x 16
+ * outputs or inputs in zmm registers, a 4-lane tile at the edge; weight sums
+ * 8 outputs x 6 inputs at a time), AVX2 and the baseline (tiles of 4 lanes x
+ * 8; weight sums 4 outputs x 3 inputs at a time). Every variant does the very
+ * IEEE operations of lin_forward and lin_backward, one rounding per mul and
+ * per add, never fused (-ffp-contract=off): the same bits. Vectors only widen
+ * what is independent: lanes, outputs, inputs; never a sum's association.
+ * MBP_LAYERS_MAX=0 or 1 caps the choice at the baseline or AVX2 (a test
+ * builds such cores to run the variants this CPU would not choose);
+ * MBP_NO_CLONES builds the baseline alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MBP_NO_CLONES)
+#define MBP_LAYER_VARIANTS 1
+#endif
+#ifndef MBP_LAYERS_MAX
+#define MBP_LAYERS_MAX 2
+#endif
+
+enum { TJ_MAX = 16,       /* outputs (forward) or inputs (backward) of a tile, at most */
+       TS_WIDE = 6,       /* inputs per weight-sum tile, 8 outputs (AVX-512) */
+       TS_NARROW = 3 };   /* inputs per weight-sum tile, 4 outputs */
+
 typedef double lanes4 __attribute__((vector_size(32)));
+typedef double lanes8 __attribute__((vector_size(64)));
 #if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL _Pragma("GCC unroll 8")                /* keeps a tile in registers */
+#define UNROLL _Pragma("GCC unroll 16")               /* keeps a tile in registers */
 #else
 #define UNROLL
 #endif
@@ -276,185 +294,359 @@ typedef double lanes4 __attribute__((vector_size(32)));
 #pragma GCC diagnostic ignored "-Wpsabi"      /* static functions: no ABI to keep */
 #endif
 
-static inline lanes4 load4(const double *p) { lanes4 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store4(double *p, lanes4 v) { memcpy(p, &v, sizeof v); }
-static inline lanes4 splat4(double x) { lanes4 v = {x, x, x, x}; return v; }
-
-/* out_j[r0 + r] = base_j + sum over t of w[t][j] * x_t[r0 + r], for a tile of
- * TILE_J = 8 outputs and TILE_R = 4 lanes held in 8 vector registers */
-LANE_LOOP void layer_tile_forward(double *const *out, int64_t r0, const double *base,
-                                  const double *w, const double *const *x, int32_t k) {
-    lanes4 acc[TILE_J];
-    UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = splat4(base[j]);
-    for (int32_t t = 0; t < k; t++) {
-        const lanes4 xt = load4(x[t] + r0);
-        const double *wt = w + t * TILE_J;
-        UNROLL for (int j = 0; j < TILE_J; j++) acc[j] = acc[j] + splat4(wt[j]) * xt;
-    }
-    UNROLL for (int j = 0; j < TILE_J; j++) store4(out[j] + r0, acc[j]);
+LANE_LOOP lanes4 load4(const double *p) { lanes4 v; memcpy(&v, p, sizeof v); return v; }
+LANE_LOOP void store4(double *p, const lanes4 *v) { memcpy(p, v, sizeof *v); }
+LANE_LOOP lanes4 splat4(double x) { lanes4 v = {x, x, x, x}; return v; }
+LANE_LOOP lanes8 load8(const double *p) { lanes8 v; memcpy(&v, p, sizeof v); return v; }
+LANE_LOOP void store8(double *p, const lanes8 *v) { memcpy(p, v, sizeof *v); }
+LANE_LOOP lanes8 splat8(double x) {     /* not {x, x, ...}: GCC 12 builds that lane by lane */
+    double t[8];
+    for (int i = 0; i < 8; i++) t[i] = x;
+    return load8(t);
 }
+
+/* The register tiles, once for 4 lanes (lanes4: one AVX2 register, or two
+ * SSE2 ones) and once for 8 (lanes8: one AVX-512 register), by LAYER_TILES:
+ *
+ * layer_tile_forward<N>: out_j[r0 + r] = base_j + sum over t of w[t][j] *
+ * x_t[r0 + r] for a tile of tj outputs (a constant: 4, 8 or 16) and N lanes
+ * held in tj registers, the terms in order;
+ *
+ * layer_tile_backward<N>: adj_x_t[r0 + r] += g_j[r0 + r] * w[j][t] for j =
+ * count-1 down to 0 (the inputs' contributions in the order the unfused
+ * sweep makes them), w[j][t] at w[j * ldw + t], for tj inputs and N lanes;
+ *
+ * layer_tile_sums<N>: the weight sums of N outputs and TS inputs at once,
+ * sums[j * lds + t] = the sum over r of g_j[r] * x_t[r] (mul_grad_a) as
+ * lane_sum_strided makes it: lane r into running sum r % 4, each from -0.0,
+ * then (s0 + s1) + (s2 + s3). gt holds g transposed (row r: g_0[r] ..
+ * g_N-1[r]), so that each lane of a vector is one output: four accumulators
+ * per input (one per residue r % 4), finished lane by lane; no horizontal
+ * sums. nj outputs and ns inputs of the tile are real. */
+#define LAYER_TILES(N, TS)                                                                   \
+LANE_LOOP void layer_tile_forward##N(double *const *out, int64_t r0, const double *base,    \
+                                     const double *w, const double *const *x, int32_t k,    \
+                                     const int tj) {                                        \
+    lanes##N acc[TJ_MAX];                                                                   \
+    UNROLL for (int j = 0; j < tj; j++) acc[j] = splat##N(base[j]);                         \
+    for (int32_t t = 0; t < k; t++) {                                                       \
+        const lanes##N xt = load##N(x[t] + r0);                                             \
+        const double *wt = w + (int64_t)t * tj;                                             \
+        UNROLL for (int j = 0; j < tj; j++) acc[j] = acc[j] + splat##N(wt[j]) * xt;         \
+    }                                                                                       \
+    UNROLL for (int j = 0; j < tj; j++) store##N(out[j] + r0, &acc[j]);                     \
+}                                                                                           \
+                                                                                            \
+LANE_LOOP void layer_tile_backward##N(double *const *dx, int64_t r0, const double *const *g, \
+                                      const double *w, int64_t ldw, int64_t count,          \
+                                      const int tj) {                                       \
+    lanes##N acc[TJ_MAX];                                                                   \
+    UNROLL for (int t = 0; t < tj; t++) acc[t] = load##N(dx[t] + r0);                       \
+    for (int64_t j = count - 1; j >= 0; j--) {                                              \
+        const lanes##N gj = load##N(g[j] + r0);                                             \
+        const double *wj = w + j * ldw;                                                     \
+        UNROLL for (int t = 0; t < tj; t++) acc[t] = acc[t] + gj * splat##N(wj[t]);         \
+    }                                                                                       \
+    UNROLL for (int t = 0; t < tj; t++) store##N(dx[t] + r0, &acc[t]);                      \
+}                                                                                           \
+                                                                                            \
+LANE_LOOP void layer_tile_sums##N(double *sums, int64_t lds, int nj, int ns,                \
+                                  const double *gt, const double *const *x, int64_t nrows) { \
+    lanes##N a0[TS], a1[TS], a2[TS], a3[TS];                                                \
+    const double *xs[TS];                                                                   \
+    UNROLL for (int t = 0; t < TS; t++) {                                                   \
+        a0[t] = a1[t] = a2[t] = a3[t] = splat##N(-0.0);                                     \
+        xs[t] = x[t];                                                                       \
+    }                                                                                       \
+    int64_t r = 0;                                                                          \
+    for (; r + 4 <= nrows; r += 4) {                                                        \
+        const double *G = gt + r * N;                                                       \
+        const lanes##N g0 = load##N(G), g1 = load##N(G + N), g2 = load##N(G + 2 * N),       \
+                       g3 = load##N(G + 3 * N);                                             \
+        UNROLL for (int t = 0; t < TS; t++) a0[t] = a0[t] + g0 * splat##N(xs[t][r]);        \
+        UNROLL for (int t = 0; t < TS; t++) a1[t] = a1[t] + g1 * splat##N(xs[t][r + 1]);    \
+        UNROLL for (int t = 0; t < TS; t++) a2[t] = a2[t] + g2 * splat##N(xs[t][r + 2]);    \
+        UNROLL for (int t = 0; t < TS; t++) a3[t] = a3[t] + g3 * splat##N(xs[t][r + 3]);    \
+    }                                                                                       \
+    if (r < nrows) {                                                                        \
+        const lanes##N g0 = load##N(gt + r * N);                                            \
+        UNROLL for (int t = 0; t < TS; t++) a0[t] = a0[t] + g0 * splat##N(xs[t][r]);        \
+    }                                                                                       \
+    if (r + 1 < nrows) {                                                                    \
+        const lanes##N g1 = load##N(gt + (r + 1) * N);                                      \
+        UNROLL for (int t = 0; t < TS; t++) a1[t] = a1[t] + g1 * splat##N(xs[t][r + 1]);    \
+    }                                                                                       \
+    if (r + 2 < nrows) {                                                                    \
+        const lanes##N g2 = load##N(gt + (r + 2) * N);                                      \
+        UNROLL for (int t = 0; t < TS; t++) a2[t] = a2[t] + g2 * splat##N(xs[t][r + 2]);    \
+    }                                                                                       \
+    for (int t = 0; t < ns; t++) {                                                          \
+        const lanes##N sum = (a0[t] + a1[t]) + (a2[t] + a3[t]);                             \
+        double s[N];                                                                        \
+        store##N(s, &sum);                                                                  \
+        for (int j = 0; j < nj; j++) sums[j * lds + t] = s[j];                              \
+    }                                                                                       \
+}
+
+LAYER_TILES(4, TS_NARROW)
+LAYER_TILES(8, TS_WIDE)
 
 /* the same for the lanes and outputs at the edges of the tiles */
 static void layer_edge_forward(double *const *out, int nj, int64_t r0, int64_t nr,
                                const double *base, const double *w, const double *const *x,
-                               int32_t k) {
+                               int32_t k, int tj) {
     for (int j = 0; j < nj; j++)
         for (int64_t r = r0; r < r0 + nr; r++) {
             double acc = base[j];
-            for (int32_t t = 0; t < k; t++) acc = acc + w[t * TILE_J + j] * x[t][r];
+            for (int32_t t = 0; t < k; t++) acc = acc + w[(int64_t)t * tj + j] * x[t][r];
             out[j][r] = acc;
         }
 }
 
-/* The layer sweeps are built twice on x86-64 with GCC: for AVX2 and for the
- * baseline, the loader picking one at run time (no -march flag: wheels stay
- * portable). Both do the same IEEE operations: the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MBP_NO_CLONES)
-#define LAYER_SWEEP static __attribute__((target_clones("avx2", "default")))
-#else
-#define LAYER_SWEEP static
-#endif
+static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
+                                const double *const *g, const double *w, int64_t ldw,
+                                int64_t count) {
+    for (int t = 0; t < nt; t++)
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            double acc = dx[t][r];
+            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * ldw + t];
+            dx[t][r] = acc;
+        }
+}
 
-/* scratch: k pointers to the inputs' lanes and k x TILE_J weights */
-LAYER_SWEEP int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
-                         const int32_t *in_b, const int32_t *terms,
-                         int64_t first, int64_t count, int64_t nrows) {
+/* One block of scratch per layer call, cut into pieces of whole 64-byte
+ * lines (the first piece starts on a line). */
+struct scratch { char *block; size_t used; };
+
+static char *scratch_alloc(struct scratch *s, size_t total_lines) {
+    s->block = malloc(total_lines * 64 + 64);
+    s->used = 0;
+    return s->block;
+}
+
+static void *scratch_take(struct scratch *s, size_t bytes) {
+    char *base = (char *)(((uintptr_t)s->block + 63) & ~(uintptr_t)63);
+    void *p = base + s->used;
+    s->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+static size_t lines_of(size_t bytes) { return (bytes + 63) / 64; }
+
+/* the width of a tile for the n outputs or inputs left: tj, or half or a
+ * quarter of it when that still holds them all (down to 4) */
+static int tile_width(int64_t n, int tj) {
+    int tw = tj;
+    while (tw > 4 && n <= tw / 2) tw /= 2;
+    return tw;
+}
+
+/* the lanes of one tile of tw outputs (with wide, 8 lanes at a time first) */
+LANE_LOOP void layer_rows_forward(double *const *out, int nj, const double *base,
+                                  const double *w, const double *const *x, int32_t k,
+                                  int64_t nrows, const int wide, const int tw) {
+    int64_t r0 = 0;
+    if (wide)
+        for (; r0 + 8 <= nrows; r0 += 8) layer_tile_forward8(out, r0, base, w, x, k, tw);
+    for (; r0 + 4 <= nrows; r0 += 4) layer_tile_forward4(out, r0, base, w, x, k, tw);
+    if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k, tw);
+}
+
+/* the lanes of one tile of tw inputs, their weights at w[j * ldw + t] */
+LANE_LOOP void layer_rows_backward(double *const *dx, int nt, const double *const *g,
+                                   const double *w, int64_t ldw, int64_t count,
+                                   int64_t nrows, const int wide, const int tw) {
+    int64_t r0 = 0;
+    if (wide)
+        for (; r0 + 8 <= nrows; r0 += 8) layer_tile_backward8(dx, r0, g, w, ldw, count, tw);
+    for (; r0 + 4 <= nrows; r0 += 4) layer_tile_backward4(dx, r0, g, w, ldw, count, tw);
+    if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, ldw, count);
+}
+
+/* forward: tiles of tj outputs (fewer at the end: tile_width) */
+LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int32_t *in_a,
+                                  const int32_t *in_b, const int32_t *terms, int64_t first,
+                                  int64_t count, int64_t nrows, const int wide, const int tj) {
     const int32_t k = terms[in_b[first]];
     const int32_t *t0 = terms + in_b[first] + 1;
-    const double **x = malloc(sizeof(double *) * (size_t)k);
-    double *w = malloc(sizeof(double) * (size_t)k * TILE_J);
-    double *pad = calloc((size_t)nrows, sizeof(double));   /* outputs past the last */
-    if (!x || !w || !pad) { free(x); free(w); free(pad); return MBP_ENOMEM; }
+    const size_t nx = sizeof(double *) * (size_t)k, nw = sizeof(double) * (size_t)k * tj,
+                 npad = sizeof(double) * (size_t)nrows;
+    struct scratch sc;
+    if (!scratch_alloc(&sc, lines_of(nx) + lines_of(nw) + lines_of(npad))) return MBP_ENOMEM;
+    const double **x = scratch_take(&sc, nx);
+    double *w = scratch_take(&sc, nw);
+    double *pad = scratch_take(&sc, npad);                 /* outputs past the last */
     for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
-    for (int64_t j0 = 0; j0 < count; j0 += TILE_J) {
-        const int nj = count - j0 < TILE_J ? (int)(count - j0) : TILE_J;
-        double *out[TILE_J], base[TILE_J];
-        for (int j = 0; j < TILE_J; j++) {
+    for (int64_t j0 = 0; j0 < count;) {
+        const int tw = tile_width(count - j0, tj);
+        const int nj = count - j0 < tw ? (int)(count - j0) : tw;
+        double *out[TJ_MAX], base[TJ_MAX];
+        for (int j = 0; j < tw; j++) {
             if (j >= nj) {                    /* a tile's padding: zeros into pad */
                 out[j] = pad;
                 base[j] = 0.0;
-                for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = 0.0;
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = 0.0;
                 continue;
             }
             const int64_t node = first + j0 + j;
             const int32_t *t = terms + in_b[node] + 1;
             out[j] = val + offset[node];
             base[j] = val[offset[in_a[node]]];
-            for (int32_t s = 0; s < k; s++) w[s * TILE_J + j] = val[offset[t[2 * s]]];
+            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
         }
-        int64_t r0 = 0;
-        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_forward(out, r0, base, w, x, k);
-        if (r0 < nrows) layer_edge_forward(out, nj, r0, nrows - r0, base, w, x, k);
+        if (tj >= 16 && tw == 16)     layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 16);
+        else if (tj >= 8 && tw == 8)  layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 8);
+        else                          layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 4);
+        j0 += tw;
     }
-    free(x);
-    free(w);
-    free(pad);
+    free(sc.block);
     return MBP_OK;
 }
 
-/* adj_x_t[r] += g_j[r] * w[j][t] for j = count-1 down to 0: the inputs'
- * contributions in the order the unfused sweep makes them, for a tile of
- * TILE_J = 8 inputs and TILE_R = 4 lanes held in 8 vector registers */
-LANE_LOOP void layer_tile_backward(double *const *dx, int64_t r0, const double *const *g,
-                                   const double *w, int64_t count) {
-    lanes4 acc[TILE_J];
-    UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = load4(dx[t] + r0);
-    for (int64_t j = count - 1; j >= 0; j--) {
-        const lanes4 gj = load4(g[j] + r0);
-        const double *wj = w + j * TILE_J;
-        UNROLL for (int t = 0; t < TILE_J; t++) acc[t] = acc[t] + gj * splat4(wj[t]);
-    }
-    UNROLL for (int t = 0; t < TILE_J; t++) store4(dx[t] + r0, acc[t]);
-}
-
-/* sums[t] = the lane sum of g[r] * x_t[r] (mul_grad_a, as lane_sum_strided
- * makes it: lane r into running sum r % 4, each from -0.0, then (s0 + s1) +
- * (s2 + s3)) for TILE_S = 8 inputs at once: one vector of the four running
- * sums per input, 8 independent chains */
-enum { TILE_S = 8 };
-LANE_LOOP void layer_tile_sums(double *sums, const double *g, const double *const *x,
-                               int64_t nrows) {
-    lanes4 s[TILE_S];
-    UNROLL for (int t = 0; t < TILE_S; t++) s[t] = splat4(-0.0);
-    int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) {
-        const lanes4 gr = load4(g + r);
-        UNROLL for (int t = 0; t < TILE_S; t++) s[t] = s[t] + gr * load4(x[t] + r);
-    }
-    for (int t = 0; t < TILE_S; t++) {
-        double s0 = s[t][0], s1 = s[t][1], s2 = s[t][2], s3 = s[t][3];
-        if (r < nrows) s0 += g[r] * x[t][r];
-        if (r + 1 < nrows) s1 += g[r + 1] * x[t][r + 1];
-        if (r + 2 < nrows) s2 += g[r + 2] * x[t][r + 2];
-        sums[t] = (s0 + s1) + (s2 + s3);
-    }
-}
-
-static void layer_edge_backward(double *const *dx, int nt, int64_t r0, int64_t nr,
-                                const double *const *g, const double *w, int64_t count) {
-    for (int t = 0; t < nt; t++)
-        for (int64_t r = r0; r < r0 + nr; r++) {
-            double acc = dx[t][r];
-            for (int64_t j = count - 1; j >= 0; j--) acc = acc + g[j][r] * w[j * TILE_J + t];
-            dx[t][r] = acc;
-        }
-}
-
-LAYER_SWEEP int layer_backward(double *adj, const double *val, const int64_t *offset,
-                          const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
-                          int64_t first, int64_t count, int64_t nrows) {
+/* backward: the inputs' adjoints in tiles of tj inputs (fewer at the end),
+ * then the weights' and bases' lane sums (sv = 8 or 4 outputs x TS_WIDE or
+ * TS_NARROW inputs at a time, from g transposed), added as lin_backward adds
+ * them: lin count-1 first, terms last to first, the base just before term 0 */
+LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t *offset,
+                                   const int32_t *in_a, const int32_t *in_b,
+                                   const int32_t *terms, int64_t first, int64_t count,
+                                   int64_t nrows, const int wide, const int tj,
+                                   const int sv) {
     const int32_t k = terms[in_b[first]];
     const int32_t *t0 = terms + in_b[first] + 1;
-    const double **g = malloc(sizeof(double *) * (size_t)count);
-    double *w = malloc(sizeof(double) * (size_t)count * TILE_J);
-    if (!g || !w) { free(g); free(w); return MBP_ENOMEM; }
-    for (int64_t j = 0; j < count; j++) g[j] = adj + offset[first + j];
-    /* the inputs: mul_grad_b of each term, g * w */
-    double *pad = calloc((size_t)nrows, sizeof(double));    /* inputs past the last */
-    if (!pad) { free(g); free(w); return MBP_ENOMEM; }
-    for (int32_t s0 = 0; s0 < k; s0 += TILE_J) {
-        const int nt = k - s0 < TILE_J ? k - s0 : TILE_J;
-        double *dx[TILE_J];
-        for (int t = 0; t < TILE_J; t++) {
-            if (t >= nt) {                    /* a tile's padding: zeros into pad */
-                dx[t] = pad;
-                for (int64_t j = 0; j < count; j++) w[j * TILE_J + t] = 0.0;
-                continue;
-            }
-            const int32_t s = s0 + t;
-            dx[t] = adj + offset[t0[2 * s + 1]];
-            for (int64_t j = 0; j < count; j++)
-                w[j * TILE_J + t] = val[offset[terms[in_b[first + j] + 1 + 2 * s]]];
-        }
-        int64_t r0 = 0;
-        for (; r0 + TILE_R <= nrows; r0 += TILE_R) layer_tile_backward(dx, r0, g, w, count);
-        if (r0 < nrows) layer_edge_backward(dx, nt, r0, nrows - r0, g, w, count);
+    /* the inputs x_0 .. x_k-1, then a row of ones whose "weight sums" are
+     * the bases' (g * 1.0 is g), then padding up to a whole sum tile */
+    const int ts = sv == 8 ? TS_WIDE : TS_NARROW;
+    const int64_t nxs = (k + 1 + ts - 1) / ts * ts;
+    const int64_t npanels = (count + sv - 1) / sv;          /* of g transposed */
+    const int64_t nsums = count * (k + 1);
+    const size_t ng = sizeof(double *) * (size_t)(npanels * sv), nx = sizeof(double *) * (size_t)nxs,
+                 nW = sizeof(double) * ((size_t)count * (size_t)k + TJ_MAX),
+                 npad = sizeof(double) * (size_t)nrows,
+                 ngt = sizeof(double) * (size_t)npanels * (size_t)sv * (size_t)nrows,
+                 nsum = sizeof(double) * (size_t)nsums;
+    struct scratch sc;
+    if (!scratch_alloc(&sc, lines_of(ng) + lines_of(nx) + lines_of(nW)
+                       + 3 * lines_of(npad) + lines_of(ngt) + lines_of(nsum)))
+        return MBP_ENOMEM;
+    const double **g = scratch_take(&sc, ng);
+    const double **x = scratch_take(&sc, nx);
+    double *W = scratch_take(&sc, nW);          /* W[j * k + s]: lin j, term s; then zeros */
+    double *pad = scratch_take(&sc, npad);                 /* inputs past the last */
+    double *ones = scratch_take(&sc, npad), *zeros = scratch_take(&sc, npad);
+    double *gt = scratch_take(&sc, ngt);
+    double *sums = scratch_take(&sc, nsum);
+    for (int64_t j = 0; j < count; j++) {
+        const int32_t *t = terms + in_b[first + j] + 1;
+        g[j] = adj + offset[first + j];
+        for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
     }
-    free(pad);
-    /* the bases and weights: their lane sums first, four inputs at a time
-     * (layer_tile_sums), then added as lin_backward adds them: lin count-1
-     * first, terms last to first, the base just before term 0 */
-    double *sums = malloc(sizeof(double) * (size_t)(k + TILE_S));    /* + padding */
-    const double **x = malloc(sizeof(double *) * (size_t)(k + TILE_S));
-    if (!sums || !x) { free(sums); free(x); free(g); free(w); return MBP_ENOMEM; }
+    for (int t = 0; t < TJ_MAX; t++) W[count * k + t] = 0.0;
+    /* the inputs: mul_grad_b of each term, g * w */
+    for (int64_t r = 0; r < nrows; r++) pad[r] = 0.0;
+    for (int32_t s0 = 0; s0 < k;) {
+        const int tw = tile_width(k - s0, tj);
+        const int nt = k - s0 < tw ? k - s0 : tw;
+        double *dx[TJ_MAX];
+        for (int t = 0; t < tw; t++) dx[t] = t < nt ? adj + offset[t0[2 * (s0 + t) + 1]] : pad;
+        const double *w = W + s0;         /* past row j's end: row j + 1's or the tail */
+        if (tj >= 16 && tw == 16)     layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 16);
+        else if (tj >= 8 && tw == 8)  layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 8);
+        else                          layer_rows_backward(dx, nt, g, w, k, count, nrows, wide, 4);
+        s0 += tw;
+    }
+    /* the bases and weights */
     for (int32_t s = 0; s < k; s++) x[s] = val + offset[t0[2 * s + 1]];
-    for (int32_t s = k; s < k + TILE_S; s++) x[s] = x[0];     /* padding, never used */
+    for (int64_t r = 0; r < nrows; r++) ones[r] = 1.0;
+    for (int64_t s = k; s < nxs; s++) x[s] = ones;         /* the bases, then padding */
+    for (int64_t r = 0; r < nrows; r++) zeros[r] = 0.0;
+    for (int64_t j = count; j < npanels * sv; j++) g[j] = zeros;
+    for (int64_t p = 0; p < npanels; p++) {                 /* g transposed, zero-padded */
+        const double *from[8];
+        double *to = gt + p * nrows * sv;
+        UNROLL for (int j = 0; j < sv; j++) from[j] = g[p * sv + j];
+        for (int64_t r = 0; r < nrows; r++)
+            UNROLL for (int j = 0; j < sv; j++) to[r * sv + j] = from[j][r];
+    }
+    for (int64_t p = 0; p < npanels; p++) {                 /* sums[j * (k + 1) + s] */
+        const int nj = count - sv * p < sv ? (int)(count - sv * p) : sv;
+        const double *panel = gt + p * nrows * sv;
+        double *to = sums + sv * p * (k + 1);
+        for (int64_t s0 = 0; s0 <= k; s0 += ts) {
+            const int ns = k + 1 - s0 < ts ? (int)(k + 1 - s0) : ts;
+            if (sv == 8) layer_tile_sums8(to + s0, k + 1, nj, ns, panel, x + s0, nrows);
+            else         layer_tile_sums4(to + s0, k + 1, nj, ns, panel, x + s0, nrows);
+        }
+    }
     for (int64_t j = count - 1; j >= 0; j--) {
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
-        const double *G = adj + offset[node];
-        for (int32_t s0 = 0; s0 < k; s0 += TILE_S) layer_tile_sums(sums + s0, G, x + s0, nrows);
-        const double base = lane_sum_strided(nrows, G, G, G, 1, G, 1, add_grad_a);
+        const double *S = sums + j * (k + 1);
         for (int32_t s = k - 1; s >= 0; s--) {
-            if (s == 0) adj[offset[in_a[node]]] += base;
-            adj[offset[t[2 * s]]] += sums[s];
+            if (s == 0) adj[offset[in_a[node]]] += S[k];            /* the base */
+            adj[offset[t[2 * s]]] += S[s];
         }
     }
-    free(sums);
-    free(x);
-    free(g);
-    free(w);
+    free(sc.block);
     return MBP_OK;
+}
+
+/* the variants, and the choice among them */
+#define LAYER_VARIANT(name, target, wide, tj, sv)                                        \
+    static target int layer_forward_##name(double *val, const int64_t *offset,              \
+            const int32_t *in_a, const int32_t *in_b, const int32_t *terms, int64_t first, \
+            int64_t count, int64_t nrows) {                                                 \
+        return layer_forward_tiles(val, offset, in_a, in_b, terms, first, count, nrows,     \
+                                   wide, tj);                                               \
+    }                                                                                       \
+    static target int layer_backward_##name(double *adj, const double *val,                 \
+            const int64_t *offset, const int32_t *in_a, const int32_t *in_b,                \
+            const int32_t *terms, int64_t first, int64_t count, int64_t nrows) {            \
+        return layer_backward_tiles(adj, val, offset, in_a, in_b, terms, first, count,      \
+                                    nrows, wide, tj, sv);                                   \
+    }
+
+#define BASELINE                         /* no target attribute: the build's own flags */
+LAYER_VARIANT(base, BASELINE, 0, 8, 4)
+#ifdef MBP_LAYER_VARIANTS
+LAYER_VARIANT(avx2, __attribute__((target("avx2"))), 0, 8, 4)
+LAYER_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))), 1, 16, 8)
+
+/* 2: AVX-512, 1: AVX2, 0: the baseline, at most MBP_LAYERS_MAX */
+static int layer_variant(void) {
+    __builtin_cpu_init();
+    if (MBP_LAYERS_MAX >= 2 && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512vl"))
+        return 2;
+    if (MBP_LAYERS_MAX >= 1 && __builtin_cpu_supports("avx2")) return 1;
+    return 0;
+}
+#endif
+
+static int layer_forward(double *val, const int64_t *offset, const int32_t *in_a,
+                         const int32_t *in_b, const int32_t *terms,
+                         int64_t first, int64_t count, int64_t nrows) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: return layer_forward_avx512(val, offset, in_a, in_b, terms, first, count, nrows);
+    case 1: return layer_forward_avx2(val, offset, in_a, in_b, terms, first, count, nrows);
+    }
+#endif
+    return layer_forward_base(val, offset, in_a, in_b, terms, first, count, nrows);
+}
+
+static int layer_backward(double *adj, const double *val, const int64_t *offset,
+                          const int32_t *in_a, const int32_t *in_b, const int32_t *terms,
+                          int64_t first, int64_t count, int64_t nrows) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: return layer_backward_avx512(adj, val, offset, in_a, in_b, terms, first, count,
+                                         nrows);
+    case 1: return layer_backward_avx2(adj, val, offset, in_a, in_b, terms, first, count,
+                                       nrows);
+    }
+#endif
+    return layer_backward_base(adj, val, offset, in_a, in_b, terms, first, count, nrows);
 }
 
 /* ------------------------------------------------------------------------ */

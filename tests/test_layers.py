@@ -2,6 +2,7 @@
 sweeps each as one (register tiles), and fit() runs whole training steps in
 one call; both give the very bits of the node-by-node sweeps and of the
 zero_grad / forward / backward / step loop, in both backends."""
+import shutil
 import struct
 from array import array
 
@@ -150,3 +151,82 @@ def test_malformed_layers_are_refused_alike(damage):
                        array("i", bad))
         outcomes.append(bits(val))
     assert all(o == outcomes[0] for o in outcomes)
+
+
+# Widths that are not multiples of any tile (C's tiles: 8 or 16 outputs or
+# inputs, 4 or 8 lanes, weight sums 8 inputs or 8 outputs x 6 inputs at once),
+# next to some that are; every lane count from 1 to 13 (a whole tile of 8, one
+# of 4, and 0..3 lanes left) and the 100 rows of the benchmark.
+LAYER_SHAPES = [(1, [3, 17]), (3, [7, 33]), (7, [9, 9]), (9, [33, 7]), (17, [3, 3]),
+                (33, [17, 9]), (2, [16, 16]), (5, [8, 32])]
+LAYER_ROWS = list(range(1, 14)) + [16, 17, 100]
+
+
+def layer_mismatches(shapes=LAYER_SHAPES, nrows_list=LAYER_ROWS):
+    """The (nin, widths, nrows) at which the C core's layer sweeps (forward
+    values, backward adjoints) differ in any bit from the Python executor's
+    node-by-node sweeps of the same tape. Run by this process and, for the C
+    cores whose layer kernels are capped at a variant this CPU would not
+    choose, by a subprocess (test_every_layer_kernel_variant_gives_the_same_bits)."""
+    from microbp import cexec
+    py = executors.executor("python")
+    bad = []
+    for nin, widths in shapes:
+        tape, _ = mlp_tape(nin, widths + [1], seed=nin, act="tanh" if nin % 2 else "relu")
+        assert len(tape._layers) >= 2
+        for nrows in nrows_list:
+            with microbp.use_backend("python"):
+                tape.forward(rows_for(nin, nrows, nrows))
+            args = (tape._op, tape._a, tape._b, tape._vary, tape._off, nrows, tape._ext)
+            val_py, val_c = array("d", tape._val), array("d", tape._val)
+            py.forward(val_py, *args)
+            cexec.forward(val_c, *args, tape._layers)
+            adj_py, adj_c = array("d", tape._adj), array("d", tape._adj)
+            py.backward(adj_py, val_py, *args)
+            cexec.backward(adj_c, val_py, *args, tape._layers)
+            if bits(val_py) != bits(val_c) or bits(adj_py) != bits(adj_c):
+                bad.append((nin, widths, nrows))
+    return bad
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C core is not built")
+def test_layer_kernels_at_widths_off_the_tiles_give_the_bits_of_python():
+    assert layer_mismatches() == []
+
+
+VARIANT_BUILDS = {"baseline": "-DMBP_LAYERS_MAX=0", "avx2": "-DMBP_LAYERS_MAX=1",
+                  "no-clones": "-DMBP_NO_CLONES"}
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C core is not built")
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.parametrize("variant", sorted(VARIANT_BUILDS))
+def test_every_layer_kernel_variant_gives_the_same_bits(variant, tmp_path):
+    """The C core picks one variant of its layer kernels by what the CPU has
+    (AVX-512, AVX2, the baseline): the others never run here. A core built
+    with the choice capped (or with the baseline alone) runs them, in a
+    subprocess, through the same bitwise comparison with Python."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(microbp.__file__)))
+    shutil.copytree(os.path.join(root, "microbp"), tmp_path / "microbp",
+                    ignore=shutil.ignore_patterns("_cmicrobp*", "__pycache__"))
+    shutil.copytree(os.path.join(root, "csrc"), tmp_path / "csrc")
+    flag = VARIANT_BUILDS[variant]
+    env = dict(os.environ, MICROBP_CFLAGS=flag)
+    env.pop("MICROBP_LDFLAGS", None)
+    build = subprocess.run([sys.executable, os.path.join("microbp", "_cbuild.py")],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    here = os.path.dirname(os.path.abspath(__file__))
+    check = ("import sys; sys.path.insert(1, %r)\n"
+             "from microbp import cexec\n"
+             "assert %r in cexec.build_flags() and cexec.__file__.startswith(%r), cexec.__file__\n"
+             "import test_layers\n"
+             "print(test_layers.layer_mismatches())\n" % (here, flag, str(tmp_path)))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), MICROBP_BACKEND="c")
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip() == "[]"
