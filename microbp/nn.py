@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import serialize
 from .checks import PathLike, Seed, is_sequence
-from .engine import Operand, Value, as_value
+from .engine import Operand, Value, as_value, weighted_sum
 from .params import ParamStore
 
 M = TypeVar("M", bound="Module")
@@ -247,15 +247,15 @@ class Neuron(Module):
         hold nin entries."""
         return self._forward(_inputs(x, self.nin))
 
-    def _forward(self, x):
-        # x is already checked; the sum starts from b (or w0*x0) and runs left to right
+    def _forward(self, x, xd=None):
+        # x is already checked (xd: its data, when the caller has read it); the
+        # sum starts from b (or w0*x0) and runs left to right
         w = self.w
-        if self.b is not None:
-            s = self.b + w[0] * x[0]
-        else:
-            s = w[0] * x[0]
-        for i in range(1, self.nin):
-            s = s + w[i] * x[i]
+        if len(w) != self.nin:
+            raise ValueError(f"this neuron has {len(w)} weights for nin={self.nin}: "
+                             "its list w was edited into another length")
+        s = weighted_sum(self.b, w, x, [p._data for p in w],
+                         [v._data for v in x] if xd is None else xd)
         f = ACTIVATIONS[self.act]
         return s if f is None else f(s)
 
@@ -325,7 +325,8 @@ class Layer(Module):
         return out[0] if self.nout == 1 else out
 
     def _forward(self, x: list[Value]) -> list[Value]:
-        return [n._forward(x) for n in self.neurons]      # always a list
+        xd = [v._data for v in x]
+        return [n._forward(x, xd) for n in self.neurons]      # always a list
 
     def parameters(self) -> list[Value]:
         """The parameters of every neuron, neuron by neuron."""
