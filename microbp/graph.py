@@ -2,37 +2,47 @@
 
 Values are created in topological order (every op's inputs exist before its
 output), so the nodes below a root, sorted by creation, are a topological order.
+
+backward() adds each node's contributions to its inputs' gradients in
+reverse creation order, whichever backend runs it: that order fixes the
+doubles (float addition is not associative), and the C core, the Python
+executor and the sweep over Values below all follow it.
 """
+import ast
 from operator import attrgetter
 
-from . import anomaly
-from .backend import executor
+from . import anomaly, codegen, ieee, ops
+from .backend import executor, get_backend
 
 _creation = attrgetter("_id")
 _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("_data")
 
 
-def topo(root):
-    """The nodes of the graph below `root`, inputs before outputs, root last."""
-    seen = {root}
+def _reach(root):
+    """{node: -0.0} for every node below `root`, and root: 1.0 (the adjoints a
+    backward sweep starts from), in the order a depth-first walk finds them."""
+    seen = {root: 1.0}
     stack = [root]
-    nodes = [root]
-    add, push, keep, pop = seen.add, stack.append, nodes.append, stack.pop
-    while stack:                 # depth first: `nodes` comes out nearly reversed,
-        v = pop()                # which the sort below handles in linear time
+    push, pop = stack.append, stack.pop
+    while stack:
+        v = pop()
         c = v._a
         if c is None:            # a leaf
             continue
         if c not in seen:
-            add(c)
+            seen[c] = -0.0
             push(c)
-            keep(c)
         c = v._b
         if c is not None and c not in seen:
-            add(c)
+            seen[c] = -0.0
             push(c)
-            keep(c)
-    nodes.sort(key=_creation)
+    return seen
+
+
+def topo(root):
+    """The nodes of the graph below `root`, inputs before outputs, root last."""
+    nodes = list(_reach(root))   # depth first: nearly reversed, which the sort
+    nodes.sort(key=_creation)    # below handles in linear time
     return nodes
 
 
@@ -50,11 +60,84 @@ def flatten(nodes):
 
 def backward(root):
     """Add d root / d node into node.grad for every node below root."""
+    if anomaly.enabled():
+        return _checked_backward(root)
+    adj = _reach(root)
+    nodes = list(adj)
+    if get_backend() == "python":
+        nodes.sort(key=_creation, reverse=True)
+        _sweep(nodes, adj)         # gradients and .grad, node by node
+        return
+    nodes.sort(key=_creation)
+    # C: a flat program (the dict of adjoints becomes the positions), one sweep,
+    # then .grad node by node
+    pos = adj
+    pos.update(zip(nodes, range(len(nodes))))
+    pos[None] = -1
+    index = pos.__getitem__
+    g = executor().backward_scalar(list(map(_op, nodes)), list(map(index, map(_a, nodes))),
+                                   list(map(index, map(_b, nodes))), list(map(_data, nodes)))
+    for v, x in zip(nodes, g):
+        v.grad += x
+
+
+def _checked_backward(root):
+    """backward() inside detect_anomaly(): every gradient is checked before
+    any .grad changes."""
     nodes = topo(root)
     op, a, b, val = flatten(nodes)
     ex = executor()
     adj = ex.backward_scalar(op, a, b, val)
-    if anomaly.enabled():                   # before any .grad changes
-        anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
+    anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
     for v, g in zip(nodes, adj):
         v.grad += g
+
+
+# -- the sweep over Values, written from the op table ------------------------
+
+def _uses(tree):
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _sweep_source():
+    """The source of _sweep(order, adj): for each node v of `order` (reverse
+    creation order), v.grad += adj[v], then adj[input] += upstream × local
+    derivative, op by op as the op table (ops.py) states them, in the very
+    arithmetic of the Python executor's sweep (pyexec): both products first
+    from the same values, then a's adjoint, then b's (a 0.0 for a
+    structural zero is still added there, so it is here)."""
+    g = codegen.name("g")
+    lines = ["def _sweep(order, adj):",
+             "    for v in order:",
+             "        g = adj[v]",
+             "        v.grad += g",
+             "        o = v._op",
+             f"        if o <= {ops.CONST}:          # a leaf or a constant",
+             "            continue"]
+    first = [ops.ADD, ops.MUL]              # the if-chain is walked from the top
+    for op in sorted(ops.ELEMENTARY, key=lambda op: (op.code not in first, op.code)):
+        ga = codegen.times(g, codegen.parse(op.d_a))
+        gb = codegen.times(g, codegen.parse(op.d_b)) if op.grad_b else None
+        used = set().union(*(_uses(t) for t in (ga, gb) if t is not None))
+        lines.append(f"        elif o == {op.code}:    # {op.name}")
+        lines.append("            va = v._a")
+        if op.arity == 2:
+            lines.append("            vb = v._b")
+        if "a" in used:
+            lines.append("            a = va._data")
+        if "b" in used:
+            lines.append("            b = vb._data" if op.arity == 2 else "            b = 0.0")
+        if "out" in used:
+            lines.append("            out = v._data")
+        lines.append(f"            adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
+        if op.grad_b:
+            lines.append(f"            adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+    lines += ["        else:",
+              "            raise ValueError(f'a Value of op code {o} has no backward formula')"]
+    return "\n".join(lines) + "\n"
+
+
+# what the Python rendering of a formula calls (codegen: _div, _exp, ...)
+_ENV = {"_" + f: getattr(ieee, f) for f in ("div", "exp", "log", "pow", "sqrt", "tanh", "fabs", "sign")}
+exec(compile(_sweep_source(), "<microbp eager sweep>", "exec"), _ENV)
+_sweep = _ENV["_sweep"]
