@@ -2,13 +2,16 @@
 backward() in each backend, from 10^4 to 3x10^6 nodes.
 
 The graph is micrograd's demo loss (hinge + 1e-4 L2 of MLP(2, [16, 16, 1]))
-over more or fewer rows of the two moons, about 658 nodes per row, built in
+over more or fewer rows of the two moons (648 nodes per row, 1,016 more), built in
 one of two ways: through nn.MLP ("mlp", the neurons' fast path) or with the
 Value operators one by one ("ops", the same arithmetic and the same nodes).
 Each figure is the median of --repeats runs (wall time, the cycle collector
 on, as a user runs it); backward is timed on a fresh graph each run.
 
     python examples/bench_scale.py [--sizes 1e4,1e5,1e6,3e6] [--repeats 3] [--build ops|mlp]
+                                   [--backend auto|c|python]
+
+--backend auto (the default) times backward() in both backends where C is built.
 """
 import argparse
 import gc
@@ -19,6 +22,8 @@ import microbp
 from microbp import losses, nn
 from microbp.datasets import make_moons, MOONS_L2
 from microbp.demo import positive_int
+
+from _common import parser, require
 
 
 def sizes(text):
@@ -50,7 +55,7 @@ def graph_builder(nodes, how):
     """A function that builds the loss graph of about `nodes` nodes."""
     model = nn.MLP(2, [16, 16, 1], seed=1)
     params = model.parameters()
-    rows = max(1, round((nodes - 674) / 658))
+    rows = max(1, round((nodes - 1016) / 648))
     X, y = make_moons(rows, noise=0.1, seed=1)
     forward = model if how == "mlp" else (lambda x: by_ops(model, x))
 
@@ -92,14 +97,16 @@ def measure(nodes, how, repeats, backends):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=sizes, default=sizes("1e4,1e5,1e6,3e6"),
                     help="graph sizes in nodes, comma-separated (default 1e4,1e5,1e6,3e6)")
     ap.add_argument("--repeats", type=positive_int, default=3, help="runs per size (default 3)")
     ap.add_argument("--build", choices=("ops", "mlp"), default="ops",
                     help="how the graph is built (default ops: the Value operators)")
     args = ap.parse_args(argv)
-    backends = [b for b in ("python", "c") if b in microbp.available_backends()]
+    require(args)
+    backends = ([b for b in ("python", "c") if b in microbp.available_backends()]
+                if args.backend == "auto" else [args.backend])
     print(f"eager graphs built with {args.build}, median of {args.repeats} runs (wall time)")
     head = f"{'nodes':>10} {'build us/node':>14}" + "".join(
         f" {'backward ' + b + ' us/node':>24}" for b in backends)
