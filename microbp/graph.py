@@ -103,35 +103,39 @@ def _sweep_source():
     """The source of _sweep(order, adj): for each node v of `order` (reverse
     creation order), v.grad += adj[v], then adj[input] += upstream × local
     derivative, op by op as the op table (ops.py) states them, in the very
-    arithmetic of the Python executor's sweep (pyexec): both products first
-    from the same values, then a's adjoint, then b's (a 0.0 for a
-    structural zero is still added there, so it is here)."""
+    arithmetic of the Python executor's sweep (pyexec): both products from
+    the same values, a's adjoint first, then b's (a 0.0 for a structural
+    zero is still added there, so it is here)."""
     g = codegen.name("g")
+    branches = []
+    for op in ops.ELEMENTARY:
+        ga = codegen.times(g, codegen.parse(op.d_a))
+        gb = codegen.times(g, codegen.parse(op.d_b)) if op.grad_b else None
+        used = set().union(*(_uses(t) for t in (ga, gb) if t is not None))
+        body = ["va = v._a"] + (["vb = v._b"] if op.arity == 2 else [])
+        if "a" in used:
+            body.append("a = va._data")
+        if "b" in used:
+            body.append("b = vb._data" if op.arity == 2 else "b = 0.0")
+        if "out" in used:
+            body.append("out = v._data")
+        body.append(f"adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
+        if op.grad_b:
+            body.append(f"adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+        branches.append((f"o == {op.code}", op.name, body))
+    # the if-chain is walked from the top: add and mul (nearly every node of a
+    # network), then leaves and constants, then the rest
+    first = [br for br in branches if br[1] in ("add", "mul")]
+    rest = [br for br in branches if br[1] not in ("add", "mul")]
+    chain = first + [(f"o <= {ops.CONST}", "a leaf or a constant", ["continue"])] + rest
     lines = ["def _sweep(order, adj):",
              "    for v in order:",
              "        g = adj[v]",
              "        v.grad += g",
-             "        o = v._op",
-             f"        if o <= {ops.CONST}:          # a leaf or a constant",
-             "            continue"]
-    first = [ops.ADD, ops.MUL]              # the if-chain is walked from the top
-    for op in sorted(ops.ELEMENTARY, key=lambda op: (op.code not in first, op.code)):
-        ga = codegen.times(g, codegen.parse(op.d_a))
-        gb = codegen.times(g, codegen.parse(op.d_b)) if op.grad_b else None
-        used = set().union(*(_uses(t) for t in (ga, gb) if t is not None))
-        lines.append(f"        elif o == {op.code}:    # {op.name}")
-        lines.append("            va = v._a")
-        if op.arity == 2:
-            lines.append("            vb = v._b")
-        if "a" in used:
-            lines.append("            a = va._data")
-        if "b" in used:
-            lines.append("            b = vb._data" if op.arity == 2 else "            b = 0.0")
-        if "out" in used:
-            lines.append("            out = v._data")
-        lines.append(f"            adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
-        if op.grad_b:
-            lines.append(f"            adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+             "        o = v._op"]
+    for k, (test, name, body) in enumerate(chain):
+        lines.append(f"        {'if' if k == 0 else 'elif'} {test}:    # {name}")
+        lines += ["            " + line for line in body]
     lines += ["        else:",
               "            raise ValueError(f'a Value of op code {o} has no backward formula')"]
     return "\n".join(lines) + "\n"

@@ -238,6 +238,10 @@ class Neuron(Module):
         prefix = f"{name}." if name else ""
         self.w = [store.new(x, f"{prefix}w{i}") for i, x in enumerate(draws)]
         self.b = store.new(0.0, f"{prefix}b") if bias else None
+        lo = self.w[0]._slot
+        if [p._slot for p in self.w] == list(range(lo, lo + self.nin)):
+            # the weights' data is one slice of the store, as long as w holds them
+            self._w_slice = (list(self.w), store, lo, lo + self.nin)
 
     def __call__(self, x: Sequence[Operand]) -> Value:
         """act(b + w0*x0 + w1*x1 + ...) for x, a list or tuple of nin Values or
@@ -254,8 +258,12 @@ class Neuron(Module):
         if len(w) != self.nin:
             raise ValueError(f"this neuron has {len(w)} weights for nin={self.nin}: "
                              "its list w was edited into another length")
-        s = weighted_sum(self.b, w, x, [p._data for p in w],
-                         [v._data for v in x] if xd is None else xd)
+        fast = self.__dict__.get("_w_slice")
+        if fast is not None and fast[0] == w:     # == on lists: `is` first, item by item
+            wd = fast[1]._data[fast[2]:fast[3]]
+        else:
+            wd = [p._data for p in w]
+        s = weighted_sum(self.b, w, x, wd, [v._data for v in x] if xd is None else xd)
         f = ACTIVATIONS[self.act]
         return s if f is None else f(s)
 

@@ -155,3 +155,30 @@ def test_add_sub_mul_inline_formulas_are_the_tables():
                 want = bits(ops.FORWARD[k](a, b))
                 assert bits(f(Value(a), Value(b)).data) == want
                 assert bits(f(Value(a), b).data) == want          # a number operand
+
+
+def test_neuron_reads_its_weights_as_they_are_now():
+    import copy
+    import pickle
+    model = nn.MLP(2, [3, 1], seed=4)
+    x = [0.5, -2.0]
+
+    def reference(m):
+        h = [engine.as_value(v, "x") for v in x]
+        h = [by_operators(n.b, n.w, h).relu() for n in m.layers[0].neurons]
+        return by_operators(m.layers[1].neurons[0].b, m.layers[1].neurons[0].w, h)
+
+    assert shape(model(x)) == shape(reference(model))
+    n = model.layers[0].neurons[1]
+    n.w[0].data = 7.25                          # through the store
+    assert shape(model(x)) == shape(reference(model))
+    n.w[1] = Value(-3.5)                        # a weight replaced by another Value
+    out = model(x)
+    assert shape(out) == shape(reference(model))
+    assert n.w[1] in graph.topo(out)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert bits(twin(x).data) == bits(model(x).data)
+        assert shape(twin(x)) == shape(reference(twin))
+        twin.layers[1].neurons[0].b.data = 100.0     # the twin's own store
+        assert bits(twin(x).data) != bits(model(x).data)
+        assert shape(twin(x)) == shape(reference(twin))
