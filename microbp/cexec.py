@@ -151,9 +151,10 @@ def backward_scalar(op, a, b, val):
     if not (type(val) is array and val.typecode == "d"):
         val = array("d", val)
     adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
-    if len(_offsets) < 8 * n:
-        _offsets = array("q", range(n)).tobytes()
-    backward(adj, val, op, a, b, bytes(n), memoryview(_offsets)[:8 * n], 1)
+    off = _offsets                     # one read: another thread may grow it meanwhile
+    if len(off) < 8 * n:
+        off = _offsets = array("q", range(n)).tobytes()
+    backward(adj, val, op, a, b, bytes(n), memoryview(off)[:8 * n], 1)
     return adj
 
 

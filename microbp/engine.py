@@ -40,8 +40,8 @@ _anomaly = anomaly.switch                 # on inside detect_anomaly() blocks
  _f_abs) = (ops.FORWARD[k] for k in (DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID, RELU, ABS))
 # add, sub and mul, the ops of nearly every node, write their formulas out
 # (a call less per node); the table must say just that
-INLINE = {ADD: "a + b", SUB: "a - b", MUL: "a * b"}
-if any(ops.OPS[k].forward != f for k, f in INLINE.items()):
+_INLINE = {ADD: "a + b", SUB: "a - b", MUL: "a * b"}
+if any(ops.OPS[k].forward != f for k, f in _INLINE.items()):
     raise ImportError("engine.py computes add, sub and mul as a + b, a - b and a * b, "
                       "and the op table (ops.py) now says otherwise: change them together")
 

@@ -18,31 +18,28 @@ _creation = attrgetter("_id")
 _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("_data")
 
 
-def _reach(root):
-    """{node: -0.0} for every node below `root`, and root: 1.0 (the adjoints a
-    backward sweep starts from), in the order a depth-first walk finds them."""
-    seen = {root: 1.0}
+def topo(root, reverse=False):
+    """The nodes of the graph below `root`, inputs before outputs, root last
+    (with reverse=True: root first, the reverse creation order)."""
+    seen = {root}
     stack = [root]
-    push, pop = stack.append, stack.pop
-    while stack:
-        v = pop()
+    nodes = [root]
+    add, push, keep, pop = seen.add, stack.append, nodes.append, stack.pop
+    while stack:                 # depth first: `nodes` comes out nearly reversed,
+        v = pop()                # which the sort below handles in linear time
         c = v._a
         if c is None:            # a leaf
             continue
         if c not in seen:
-            seen[c] = -0.0
+            add(c)
             push(c)
+            keep(c)
         c = v._b
         if c is not None and c not in seen:
-            seen[c] = -0.0
+            add(c)
             push(c)
-    return seen
-
-
-def topo(root):
-    """The nodes of the graph below `root`, inputs before outputs, root last."""
-    nodes = list(_reach(root))   # depth first: nearly reversed, which the sort
-    nodes.sort(key=_creation)    # below handles in linear time
+            keep(c)
+    nodes.sort(key=_creation, reverse=reverse)
     return nodes
 
 
@@ -62,21 +59,14 @@ def backward(root):
     """Add d root / d node into node.grad for every node below root."""
     if anomaly.enabled():
         return _checked_backward(root)
-    adj = _reach(root)
-    nodes = list(adj)
     if get_backend() == "python":
-        nodes.sort(key=_creation, reverse=True)
-        _sweep(nodes, adj)         # gradients and .grad, node by node
+        order = topo(root, reverse=True)
+        adj = dict.fromkeys(order, -0.0)
+        adj[root] = 1.0
+        _sweep(order, adj)         # gradients and .grad, node by node
         return
-    nodes.sort(key=_creation)
-    # C: a flat program (the dict of adjoints becomes the positions), one sweep,
-    # then .grad node by node
-    pos = adj
-    pos.update(zip(nodes, range(len(nodes))))
-    pos[None] = -1
-    index = pos.__getitem__
-    g = executor().backward_scalar(list(map(_op, nodes)), list(map(index, map(_a, nodes))),
-                                   list(map(index, map(_b, nodes))), list(map(_data, nodes)))
+    nodes = topo(root)             # C: a flat program, one sweep, then each .grad
+    g = executor().backward_scalar(*flatten(nodes))
     for v, x in zip(nodes, g):
         v.grad += x
 

@@ -147,7 +147,7 @@ def test_c_backward_scalar_takes_lists_and_arrays_of_any_size():
 
 
 def test_add_sub_mul_inline_formulas_are_the_tables():
-    assert all(ops.OPS[k].forward == f for k, f in engine.INLINE.items())
+    assert all(ops.OPS[k].forward == f for k, f in engine._INLINE.items())
     for a in EDGE:
         for b in EDGE:
             for k, f in ((ops.ADD, Value.__add__), (ops.SUB, Value.__sub__),
