@@ -6,7 +6,8 @@ over more or fewer rows of the two moons (648 nodes per row, 1,016 more), built 
 one of two ways: through nn.MLP ("mlp", the neurons' fast path) or with the
 Value operators one by one ("ops", the same arithmetic and the same nodes).
 Each figure is the median of --repeats runs (wall time, the cycle collector
-on, as a user runs it); backward is timed on a fresh graph each run.
+on, as a user runs it; "gc off" is the same build with the collector off, to
+show its share); backward is timed on a fresh graph each run.
 
     python examples/bench_scale.py [--sizes 1e4,1e5,1e6,3e6] [--repeats 3] [--build ops|mlp]
                                    [--backend auto|c|python]
@@ -81,9 +82,11 @@ def timed(f):
 
 
 def measure(nodes, how, repeats, backends):
+    """(nodes, build seconds, build seconds with the collector off,
+    {backend: backward seconds}), medians."""
     build = graph_builder(nodes, how)
     n = count(build())
-    builds, back = [], {name: [] for name in backends}
+    builds, quiet, back = [], [], {name: [] for name in backends}
     for _ in range(repeats):
         for name in backends:
             loss = None                       # the last graph is freed first
@@ -91,9 +94,17 @@ def measure(nodes, how, repeats, backends):
             builds.append(t)
             with microbp.use_backend(name):
                 back[name].append(timed(loss.backward)[0])
-    del loss
+        loss = None
+        gc.disable()                          # the same build, the collector off
+        try:
+            t, loss = timed(build)
+        finally:
+            gc.enable()
+        quiet.append(t)
+    loss = None
     gc.collect()
-    return n, statistics.median(builds), {k: statistics.median(v) for k, v in back.items()}
+    return (n, statistics.median(builds), statistics.median(quiet),
+            {k: statistics.median(v) for k, v in back.items()})
 
 
 def main(argv=None):
@@ -108,12 +119,12 @@ def main(argv=None):
     backends = ([b for b in ("python", "c") if b in microbp.available_backends()]
                 if args.backend == "auto" else [args.backend])
     print(f"eager graphs built with {args.build}, median of {args.repeats} runs (wall time)")
-    head = f"{'nodes':>10} {'build us/node':>14}" + "".join(
+    head = f"{'nodes':>10} {'build us/node':>14} {'(gc off)':>9}" + "".join(
         f" {'backward ' + b + ' us/node':>24}" for b in backends)
     print(head + ("   python/c" if len(backends) == 2 else ""))
     for size in args.sizes:
-        n, tb, tw = measure(size, args.build, args.repeats, backends)
-        line = f"{n:>10,} {tb / n * 1e6:>14.3f}" + "".join(
+        n, tb, tq, tw = measure(size, args.build, args.repeats, backends)
+        line = f"{n:>10,} {tb / n * 1e6:>14.3f} {tq / n * 1e6:>9.3f}" + "".join(
             f" {tw[b] / n * 1e6:>24.3f}" for b in backends)
         if len(backends) == 2:
             line += f"   {tw['python'] / tw['c']:8.2f}x"

@@ -12,6 +12,10 @@ free while no block of it is open in any thread: inside `with no_grad():`
 (this thread) a new value records no inputs (it is a constant leaf), and
 while a detect_anomaly() block is open in some thread (anomaly.switch) each
 new value is passed to anomaly.check_value. Those are the engine's only hooks.
+One test of the two switches' counts keeps them out of the common path.
+weighted_sum(), the forward of nn's neurons, makes the nodes of b + w0*x0 +
+w1*x1 + ... itself, without the operator dispatch, and leaves them to the
+operators (and so to _node) while any block is open.
 
 A Value is a graph node: `==` and hash are identity (Values are dict keys),
 while float(v), format(v, ".3f"), v.item() and < <= > >= read .data, as for

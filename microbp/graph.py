@@ -5,8 +5,12 @@ output), so the nodes below a root, sorted by creation, are a topological order.
 
 backward() adds each node's contributions to its inputs' gradients in
 reverse creation order, whichever backend runs it: that order fixes the
-doubles (float addition is not associative), and the C core, the Python
-executor and the sweep over Values below all follow it.
+doubles (float addition is not associative). In the C backend the graph
+goes to the C core as a flat program (flatten); in the Python backend it is
+swept where it stands, Value by Value, with the adjoints in a dict, by a
+function written from the op table below: the arithmetic of the Python
+executor's flat sweep (pyexec), without the flat arrays, and each .grad
+written as soon as its node is done.
 """
 import ast
 from operator import attrgetter
@@ -89,16 +93,16 @@ def _uses(tree):
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
-def _sweep_source():
+def _sweep_source(table):
     """The source of _sweep(order, adj): for each node v of `order` (reverse
     creation order), v.grad += adj[v], then adj[input] += upstream × local
-    derivative, op by op as the op table (ops.py) states them, in the very
+    derivative, op by op as `table` (the op table's ELEMENTARY rows) states them, in the very
     arithmetic of the Python executor's sweep (pyexec): both products from
     the same values, a's adjoint first, then b's (a 0.0 for a structural
     zero is still added there, so it is here)."""
     g = codegen.name("g")
     branches = []
-    for op in ops.ELEMENTARY:
+    for op in table:
         ga = codegen.times(g, codegen.parse(op.d_a))
         gb = codegen.times(g, codegen.parse(op.d_b)) if op.grad_b else None
         used = set().union(*(_uses(t) for t in (ga, gb) if t is not None))
@@ -133,5 +137,13 @@ def _sweep_source():
 
 # what the Python rendering of a formula calls (codegen: _div, _exp, ...)
 _ENV = {"_" + f: getattr(ieee, f) for f in ("div", "exp", "log", "pow", "sqrt", "tanh", "fabs", "sign")}
-exec(compile(_sweep_source(), "<microbp eager sweep>", "exec"), _ENV)
-_sweep = _ENV["_sweep"]
+
+
+def _make_sweep(table):
+    """The sweep over Values of the ops in `table` (see _sweep_source)."""
+    env = dict(_ENV)
+    exec(compile(_sweep_source(table), "<microbp eager sweep>", "exec"), env)
+    return env["_sweep"]
+
+
+_sweep = _make_sweep(ops.ELEMENTARY)

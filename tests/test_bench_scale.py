@@ -23,5 +23,5 @@ def test_bench_scale_prints_a_row_per_size(backend):
     backends = microbp.available_backends()
     for r in rows:
         figures = [float(x.rstrip("x")) for x in r[1:]]
-        assert len(figures) == 1 + len(backends) + (len(backends) == 2)
+        assert len(figures) == 2 + len(backends) + (len(backends) == 2)
         assert all(f > 0 for f in figures)
