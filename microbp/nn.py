@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 from . import serialize
 from .checks import PathLike, Seed, is_sequence
 from .engine import Operand, Value, as_value, weighted_sum
-from .params import ParamStore
+from .params import ParamStore, Parameter
 
 M = TypeVar("M", bound="Module")
 
@@ -238,10 +238,10 @@ class Neuron(Module):
         prefix = f"{name}." if name else ""
         self.w = [store.new(x, f"{prefix}w{i}") for i, x in enumerate(draws)]
         self.b = store.new(0.0, f"{prefix}b") if bias else None
-        lo = self.w[0]._slot
-        if [p._slot for p in self.w] == list(range(lo, lo + self.nin)):
+        slots = [p._slot for p in self.w if isinstance(p, Parameter)]
+        if slots == list(range(slots[0], slots[0] + self.nin)):
             # the weights' data is one slice of the store, as long as w holds them
-            self._w_slice = (list(self.w), store, lo, lo + self.nin)
+            self._w_slice = (list(self.w), store, slots[0], slots[0] + self.nin)
 
     def __call__(self, x: Sequence[Operand]) -> Value:
         """act(b + w0*x0 + w1*x1 + ...) for x, a list or tuple of nin Values or
