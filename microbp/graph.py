@@ -64,10 +64,9 @@ def backward(root):
     if anomaly.enabled():
         return _checked_backward(root)
     if get_backend() == "python":
-        order = topo(root, reverse=True)
-        adj = dict.fromkeys(order, -0.0)
+        adj = dict.fromkeys(topo(root, reverse=True), -0.0)
         adj[root] = 1.0
-        _sweep(order, adj)         # gradients and .grad, node by node
+        _sweep(adj)                # gradients and .grad, node by node
         return
     nodes = topo(root)             # C: a flat program, one sweep, then each .grad
     g = executor().backward_scalar(*flatten(nodes))
@@ -94,9 +93,11 @@ def _uses(tree):
 
 
 def _sweep_source(table):
-    """The source of _sweep(order, adj): for each node v of `order` (reverse
-    creation order), v.grad += adj[v], then adj[input] += upstream × local
-    derivative, op by op as `table` (the op table's ELEMENTARY rows) states them, in the very
+    """The source of _sweep(adj), adj a dict {node: its adjoint so far} in
+    reverse creation order: for each node v in turn (its adjoint is whole by
+    then: every use of v came after it), v.grad += adj[v], then adj[input] +=
+    upstream × local derivative, op by op as `table` (the op table's
+    ELEMENTARY rows) states them, in the very
     arithmetic of the Python executor's sweep (pyexec): both products from
     the same values, a's adjoint first, then b's (a 0.0 for a structural
     zero is still added there, so it is here)."""
@@ -122,9 +123,8 @@ def _sweep_source(table):
     first = [br for br in branches if br[1] in ("add", "mul")]
     rest = [br for br in branches if br[1] not in ("add", "mul")]
     chain = first + [(f"o <= {ops.CONST}", "a leaf or a constant", ["continue"])] + rest
-    lines = ["def _sweep(order, adj):",
-             "    for v in order:",
-             "        g = adj[v]",
+    lines = ["def _sweep(adj):",
+             "    for v, g in adj.items():     # each value read when its turn comes",
              "        v.grad += g",
              "        o = v._op"]
     for k, (test, name, body) in enumerate(chain):
