@@ -219,13 +219,22 @@ def fit(prog, val, adj, data, grad, oslots, kind, hyper, s1, s2, t0, steps):
 
 
 def backward_scalar(op, a, b, val):
-    """Adjoints of every node of a one-row tape given as lists (eager backward)."""
+    """Adjoints of every node of a one-row tape given as lists or arrays
+    (eager backward). The offsets of a one-row tape are 0, 1, 2, ...: the
+    longest made so far is kept (read-only bytes, 8 per node) and shared."""
+    global _offsets
     n = len(op)
-    val = array("d", val)
+    if not (type(val) is array and val.typecode == "d"):
+        val = array("d", val)
     adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
-    backward(adj, val, array("i", op), array("i", a), array("i", b), bytes(n),
-             array("q", range(n)), 1)
+    off = _offsets                     # one read: another thread may grow it meanwhile
+    if len(off) < 8 * n:
+        off = _offsets = array("q", range(n)).tobytes()
+    backward(adj, val, op, a, b, bytes(n), memoryview(off)[:8 * n], 1)
     return adj
+
+
+_offsets = bytes()
 
 
 def gather(val, off, nodes, slots, src):

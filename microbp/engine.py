@@ -12,6 +12,10 @@ free while no block of it is open in any thread: inside `with no_grad():`
 (this thread) a new value records no inputs (it is a constant leaf), and
 while a detect_anomaly() block is open in some thread (anomaly.switch) each
 new value is passed to anomaly.check_value. Those are the engine's only hooks.
+One test of the two switches' counts keeps them out of the common path.
+weighted_sum(), the forward of nn's neurons, makes the nodes of b + w0*x0 +
+w1*x1 + ... itself, without the operator dispatch, and leaves them to the
+operators (and so to _node) while any block is open.
 
 A Value is a graph node: `==` and hash are identity (Values are dict keys),
 while float(v), format(v, ".3f"), v.item() and < <= > >= read .data, as for
@@ -36,9 +40,14 @@ _no_grad = ThreadSwitch()                 # on inside no_grad() blocks, per thre
 _anomaly = anomaly.switch                 # on inside detect_anomaly() blocks
 
 # the forward formulas of the op table (ops.py), as plain names for speed
-(_f_add, _f_sub, _f_mul, _f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh,
- _f_sigmoid, _f_relu, _f_abs) = (ops.FORWARD[k] for k in (ADD, SUB, MUL, DIV, POW, POWC, NEG,
-                                                          EXP, LOG, TANH, SIGMOID, RELU, ABS))
+(_f_div, _f_pow, _f_powc, _f_neg, _f_exp, _f_log, _f_tanh, _f_sigmoid, _f_relu,
+ _f_abs) = (ops.FORWARD[k] for k in (DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID, RELU, ABS))
+# add, sub and mul, the ops of nearly every node, write their formulas out
+# (a call less per node); the table must say just that
+_INLINE = {ADD: "a + b", SUB: "a - b", MUL: "a * b"}
+if any(ops.OPS[k].forward != f for k, f in _INLINE.items()):
+    raise ImportError("engine.py computes add, sub and mul as a + b, a - b and a * b, "
+                      "and the op table (ops.py) now says otherwise: change them together")
 
 
 class Value:
@@ -134,17 +143,17 @@ class Value:
     def __add__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "+")
-        return _node(ADD, _f_add(self._data, other._data), self, other)
+        return _node(ADD, self._data + other._data, self, other)
 
     def __sub__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "-")
-        return _node(SUB, _f_sub(self._data, other._data), self, other)
+        return _node(SUB, self._data - other._data, self, other)
 
     def __mul__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
             other = _const(other, "*")
-        return _node(MUL, _f_mul(self._data, other._data), self, other)
+        return _node(MUL, self._data * other._data, self, other)
 
     def __truediv__(self, other: Operand) -> Value:
         if not isinstance(other, Value):
@@ -159,15 +168,15 @@ class Value:
 
     def __radd__(self, other: Operand) -> Value:
         other = _const(other, "+")
-        return _node(ADD, _f_add(other._data, self._data), other, self)
+        return _node(ADD, other._data + self._data, other, self)
 
     def __rsub__(self, other: Operand) -> Value:
         other = _const(other, "-")
-        return _node(SUB, _f_sub(other._data, self._data), other, self)
+        return _node(SUB, other._data - self._data, other, self)
 
     def __rmul__(self, other: Operand) -> Value:
         other = _const(other, "*")
-        return _node(MUL, _f_mul(other._data, self._data), other, self)
+        return _node(MUL, other._data * self._data, other, self)
 
     def __rtruediv__(self, other: Operand) -> Value:
         other = _const(other, "/")
@@ -281,6 +290,21 @@ Operand = Union[Value, float]
 
 def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value:
     """A new interior node; `data` was computed by the op table's forward."""
+    if _no_grad.active or _anomaly.active:    # some block open in some thread
+        return _hooked_node(op, data, a, b)
+    v = _new(Value)
+    v._data = data
+    v.grad = 0.0
+    v.label = ""
+    v._op = op
+    v._a = a
+    v._b = b
+    v._id = _next_id()
+    return v
+
+
+def _hooked_node(op, data, a, b):
+    """_node() while a no_grad() or detect_anomaly() block is open somewhere."""
     if _no_grad.active and _no_grad.on():
         op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
     v = _new(Value)
@@ -294,6 +318,59 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
     if _anomaly.active:
         anomaly.check_value(v)
     return v
+
+
+def weighted_sum(base: Optional[Value], w: list[Value], x: list[Value], wd: list[float],
+                 xd: list[float]) -> Value:
+    """base + w[0]*x[0] + w[1]*x[1] + ..., added left to right (from w[0]*x[0]
+    when base is None): the very Values those ops make one at a time (the same
+    nodes, values and creation order, a mul then an add per term), made
+    without their dispatch. The forward of nn's neurons. wd and xd are the
+    data of w and x; nothing is checked: w, x, wd and xd have one length >= 1."""
+    if _no_grad.active or _anomaly.active:   # the ops themselves pass by the hooks
+        s = w[0] * x[0] if base is None else base + w[0] * x[0]
+        for i in range(1, len(w)):
+            s = s + w[i] * x[i]
+        return s
+    new, nid, V = _new, _next_id, Value
+    m = new(V)                               # the first term
+    m._data = md = wd[0] * xd[0]
+    m.grad = 0.0
+    m.label = ""
+    m._op = MUL
+    m._a = w[0]
+    m._b = x[0]
+    m._id = nid()
+    if base is None:
+        s, sd = m, md
+    else:
+        s = new(V)
+        s._data = sd = base._data + md
+        s.grad = 0.0
+        s.label = ""
+        s._op = ADD
+        s._a = base
+        s._b = m
+        s._id = nid()
+    for k in range(1, len(w)):
+        m = new(V)
+        m._data = md = wd[k] * xd[k]
+        m.grad = 0.0
+        m.label = ""
+        m._op = MUL
+        m._a = w[k]
+        m._b = x[k]
+        m._id = nid()
+        t = new(V)
+        t._data = sd = sd + md
+        t.grad = 0.0
+        t.label = ""
+        t._op = ADD
+        t._a = s
+        t._b = m
+        t._id = nid()
+        s = t
+    return s
 
 
 def _number(x: Operand) -> float:

@@ -2,18 +2,29 @@
 
 Values are created in topological order (every op's inputs exist before its
 output), so the nodes below a root, sorted by creation, are a topological order.
+
+backward() adds each node's contributions to its inputs' gradients in
+reverse creation order, whichever backend runs it: that order fixes the
+doubles (float addition is not associative). In the C backend the graph
+goes to the C core as a flat program (flatten); in the Python backend it is
+swept where it stands, Value by Value, with the adjoints in a dict, by a
+function written from the op table below: the arithmetic of the Python
+executor's flat sweep (pyexec), without the flat arrays, and each .grad
+written as soon as its node is done.
 """
+import ast
 from operator import attrgetter
 
-from . import anomaly
-from .backend import executor
+from . import anomaly, codegen, ieee, ops
+from .backend import executor, get_backend
 
 _creation = attrgetter("_id")
 _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("_data")
 
 
-def topo(root):
-    """The nodes of the graph below `root`, inputs before outputs, root last."""
+def topo(root, reverse=False):
+    """The nodes of the graph below `root`, inputs before outputs, root last
+    (with reverse=True: root first, the reverse creation order)."""
     seen = {root}
     stack = [root]
     nodes = [root]
@@ -32,7 +43,7 @@ def topo(root):
             add(c)
             push(c)
             keep(c)
-    nodes.sort(key=_creation)
+    nodes.sort(key=_creation, reverse=reverse)
     return nodes
 
 
@@ -50,11 +61,89 @@ def flatten(nodes):
 
 def backward(root):
     """Add d root / d node into node.grad for every node below root."""
+    if anomaly.enabled():
+        return _checked_backward(root)
+    if get_backend() == "python":
+        adj = dict.fromkeys(topo(root, reverse=True), -0.0)
+        adj[root] = 1.0
+        _sweep(adj)                # gradients and .grad, node by node
+        return
+    nodes = topo(root)             # C: a flat program, one sweep, then each .grad
+    g = executor().backward_scalar(*flatten(nodes))
+    for v, x in zip(nodes, g):
+        v.grad += x
+
+
+def _checked_backward(root):
+    """backward() inside detect_anomaly(): every gradient is checked before
+    any .grad changes."""
     nodes = topo(root)
     op, a, b, val = flatten(nodes)
     ex = executor()
     adj = ex.backward_scalar(op, a, b, val)
-    if anomaly.enabled():                   # before any .grad changes
-        anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
+    anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
     for v, g in zip(nodes, adj):
         v.grad += g
+
+
+# -- the sweep over Values, written from the op table ------------------------
+
+def _uses(tree):
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _sweep_source(table):
+    """The source of _sweep(adj), adj a dict {node: its adjoint so far} in
+    reverse creation order: for each node v in turn (its adjoint is whole by
+    then: every use of v came after it), v.grad += adj[v], then adj[input] +=
+    upstream × local derivative, op by op as `table` (the op table's
+    ELEMENTARY rows) states them, in the very
+    arithmetic of the Python executor's sweep (pyexec): both products from
+    the same values, a's adjoint first, then b's (a 0.0 for a structural
+    zero is still added there, so it is here)."""
+    g = codegen.name("g")
+    branches = []
+    for op in table:
+        ga = codegen.times(g, codegen.parse(op.d_a))
+        gb = codegen.times(g, codegen.parse(op.d_b)) if op.grad_b else None
+        used = set().union(*(_uses(t) for t in (ga, gb) if t is not None))
+        body = ["va = v._a"] + (["vb = v._b"] if op.arity == 2 else [])
+        if "a" in used:
+            body.append("a = va._data")
+        if "b" in used:
+            body.append("b = vb._data" if op.arity == 2 else "b = 0.0")
+        if "out" in used:
+            body.append("out = v._data")
+        body.append(f"adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
+        if op.grad_b:
+            body.append(f"adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+        branches.append((f"o == {op.code}", op.name, body))
+    # the if-chain is walked from the top: add and mul (nearly every node of a
+    # network), then leaves and constants, then the rest
+    first = [br for br in branches if br[1] in ("add", "mul")]
+    rest = [br for br in branches if br[1] not in ("add", "mul")]
+    chain = first + [(f"o <= {ops.CONST}", "a leaf or a constant", ["continue"])] + rest
+    lines = ["def _sweep(adj):",
+             "    for v, g in adj.items():     # each value read when its turn comes",
+             "        v.grad += g",
+             "        o = v._op"]
+    for k, (test, name, body) in enumerate(chain):
+        lines.append(f"        {'if' if k == 0 else 'elif'} {test}:    # {name}")
+        lines += ["            " + line for line in body]
+    lines += ["        else:",
+              "            raise ValueError(f'a Value of op code {o} has no backward formula')"]
+    return "\n".join(lines) + "\n"
+
+
+# what the Python rendering of a formula calls (codegen: _div, _exp, ...)
+_ENV = {"_" + f: getattr(ieee, f) for f in ("div", "exp", "log", "pow", "sqrt", "tanh", "fabs", "sign")}
+
+
+def _make_sweep(table):
+    """The sweep over Values of the ops in `table` (see _sweep_source)."""
+    env = dict(_ENV)
+    exec(compile(_sweep_source(table), "<microbp eager sweep>", "exec"), env)
+    return env["_sweep"]
+
+
+_sweep = _make_sweep(ops.ELEMENTARY)

@@ -32,8 +32,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import serialize
 from .checks import PathLike, Seed, is_sequence
-from .engine import Operand, Value, as_value
-from .params import ParamStore
+from .engine import Operand, Value, as_value, weighted_sum
+from .params import ParamStore, Parameter
 
 M = TypeVar("M", bound="Module")
 
@@ -238,6 +238,10 @@ class Neuron(Module):
         prefix = f"{name}." if name else ""
         self.w = [store.new(x, f"{prefix}w{i}") for i, x in enumerate(draws)]
         self.b = store.new(0.0, f"{prefix}b") if bias else None
+        slots = [p._slot for p in self.w if isinstance(p, Parameter)]
+        if slots == list(range(slots[0], slots[0] + self.nin)):
+            # the weights' data is one slice of the store, as long as w holds them
+            self._w_slice = (list(self.w), store, slots[0], slots[0] + self.nin)
 
     def __call__(self, x: Sequence[Operand]) -> Value:
         """act(b + w0*x0 + w1*x1 + ...) for x, a list or tuple of nin Values or
@@ -247,15 +251,19 @@ class Neuron(Module):
         hold nin entries."""
         return self._forward(_inputs(x, self.nin))
 
-    def _forward(self, x):
-        # x is already checked; the sum starts from b (or w0*x0) and runs left to right
+    def _forward(self, x, xd=None):
+        # x is already checked (xd: its data, when the caller has read it); the
+        # sum starts from b (or w0*x0) and runs left to right
         w = self.w
-        if self.b is not None:
-            s = self.b + w[0] * x[0]
+        if len(w) != self.nin:
+            raise ValueError(f"this neuron has {len(w)} weights for nin={self.nin}: "
+                             "its list w was edited into another length")
+        fast = self.__dict__.get("_w_slice")
+        if fast is not None and fast[0] == w:     # == on lists: `is` first, item by item
+            wd = fast[1]._data[fast[2]:fast[3]]
         else:
-            s = w[0] * x[0]
-        for i in range(1, self.nin):
-            s = s + w[i] * x[i]
+            wd = [p._data for p in w]
+        s = weighted_sum(self.b, w, x, wd, [v._data for v in x] if xd is None else xd)
         f = ACTIVATIONS[self.act]
         return s if f is None else f(s)
 
@@ -325,7 +333,8 @@ class Layer(Module):
         return out[0] if self.nout == 1 else out
 
     def _forward(self, x: list[Value]) -> list[Value]:
-        return [n._forward(x) for n in self.neurons]      # always a list
+        xd = [v._data for v in x]
+        return [n._forward(x, xd) for n in self.neurons]      # always a list
 
     def parameters(self) -> list[Value]:
         """The parameters of every neuron, neuron by neuron."""

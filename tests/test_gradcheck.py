@@ -6,7 +6,7 @@ import pytest
 
 import microbp
 from microbp import Value
-from microbp import ops, pyexec
+from microbp import graph, ops, pyexec
 from microbp.gradcheck import gradcheck, GradcheckError
 from microbp.optim import SGD
 
@@ -77,10 +77,12 @@ def test_names_only_the_values_that_failed():
 
 def test_detects_a_wrong_derivative_in_the_engine(monkeypatch):
     # a bug in the op table's tanh derivative, (1 - t) instead of (1 - t^2),
-    # as seen by the Python executor
+    # as seen by the Python executor and by the Python backend's sweep over Values
     table = list(pyexec._B)
     table[ops.TANH] = lambda g, a, b, out: (g * (1.0 - out), 0.0)
     monkeypatch.setattr(pyexec, "_B", tuple(table))
+    rows = [op._replace(d_a="1.0 - out") if op.code == ops.TANH else op for op in ops.ELEMENTARY]
+    monkeypatch.setattr(graph, "_sweep", graph._make_sweep(rows))
     x = Value(0.8, label="x")
     f = lambda v: (v * 1.5).tanh()
     with microbp.use_backend("python"):
