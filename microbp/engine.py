@@ -291,7 +291,17 @@ Operand = Union[Value, float]
 def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value:
     """A new interior node; `data` was computed by the op table's forward."""
     if _no_grad.active or _anomaly.active:    # some block open in some thread
-        return _hooked_node(op, data, a, b)
+        if _no_grad.active and _no_grad.on():
+            op, a, b = CONST, None, None      # no_grad(): a constant, no inputs
+        v = _made(op, data, a, b)
+        if _anomaly.active:
+            anomaly.check_value(v)
+        return v
+    return _made(op, data, a, b)
+
+
+def _made(op, data, a, b):
+    """The Value of a node, made with no hook (the one place nodes are made)."""
     v = _new(Value)
     v._data = data
     v.grad = 0.0
@@ -300,23 +310,6 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
     v._a = a
     v._b = b
     v._id = _next_id()
-    return v
-
-
-def _hooked_node(op, data, a, b):
-    """_node() while a no_grad() or detect_anomaly() block is open somewhere."""
-    if _no_grad.active and _no_grad.on():
-        op, a, b = CONST, None, None         # no_grad(): a constant, no inputs
-    v = _new(Value)
-    v._data = data
-    v.grad = 0.0
-    v.label = ""
-    v._op = op
-    v._a = a
-    v._b = b
-    v._id = _next_id()
-    if _anomaly.active:
-        anomaly.check_value(v)
     return v
 
 
@@ -332,44 +325,13 @@ def weighted_sum(base: Optional[Value], w: list[Value], x: list[Value], wd: list
         for i in range(1, len(w)):
             s = s + w[i] * x[i]
         return s
-    new, nid, V = _new, _next_id, Value
-    m = new(V)                               # the first term
-    m._data = md = wd[0] * xd[0]
-    m.grad = 0.0
-    m.label = ""
-    m._op = MUL
-    m._a = w[0]
-    m._b = x[0]
-    m._id = nid()
-    if base is None:
-        s, sd = m, md
-    else:
-        s = new(V)
-        s._data = sd = base._data + md
-        s.grad = 0.0
-        s.label = ""
-        s._op = ADD
-        s._a = base
-        s._b = m
-        s._id = nid()
+    made = _made
+    s = made(MUL, wd[0] * xd[0], w[0], x[0])
+    if base is not None:
+        s = made(ADD, base._data + s._data, base, s)
     for k in range(1, len(w)):
-        m = new(V)
-        m._data = md = wd[k] * xd[k]
-        m.grad = 0.0
-        m.label = ""
-        m._op = MUL
-        m._a = w[k]
-        m._b = x[k]
-        m._id = nid()
-        t = new(V)
-        t._data = sd = sd + md
-        t.grad = 0.0
-        t.label = ""
-        t._op = ADD
-        t._a = s
-        t._b = m
-        t._id = nid()
-        s = t
+        m = made(MUL, wd[k] * xd[k], w[k], x[k])
+        s = made(ADD, s._data + m._data, s, m)
     return s
 
 
