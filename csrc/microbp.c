@@ -803,7 +803,10 @@ int mbp_program_new(struct mbp_program **out, int64_t nval,
     p->in_a = copy_of(in_a, nnodes, sizeof *in_a);
     p->in_b = copy_of(in_b, nnodes, sizeof *in_b);
     p->varies = copy_of(varies, nnodes, sizeof *varies);
-    p->offset = copy_of(offset, nnodes, sizeof *offset);
+    p->offset = offset ? copy_of(offset, nnodes, sizeof *offset)
+                       : malloc((size_t)nnodes * sizeof *p->offset);
+    if (p->offset && !offset)                /* one value per node: 0, 1, 2, ... */
+        for (int64_t i = 0; i < nnodes; i++) p->offset[i] = i;
     p->terms = copy_of(terms, nterms, sizeof *terms);
     p->layers = copy_of(layers, 2 * nlayers, sizeof *layers);
     p->in_nodes = copy_of(in_nodes, nin, sizeof *in_nodes);

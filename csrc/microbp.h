@@ -35,8 +35,9 @@
  * there once, for value arrays of nval doubles (its layout), with the nodes
  * its batch rows fill (in_nodes: input slot j -> node) and the nodes of its
  * parameters in one store (pnodes[j] <-> store slot pslots[j]). *out is NULL
- * unless it returns 0; free it with mbp_program_free. The runs below check
- * only that the buffers they get are large enough for the program. */
+ * unless it returns 0; free it with mbp_program_free. A NULL offset means
+ * one value per node (offset[i] = i, a one-row tape of fixed nodes). The runs
+ * below check only that the buffers they get are large enough for the program. */
 struct mbp_program;
 int mbp_program_new(struct mbp_program **out, int64_t nval,
                     const int32_t *op, const int32_t *in_a, const int32_t *in_b,

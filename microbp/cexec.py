@@ -83,12 +83,14 @@ def _ok(code, what):
 
 
 def _tape(op, a, b, vary, off, ext):
+    """Pointers to a tape's arrays; off None: one value per node (0, 1, 2, ...)."""
     p = (_index("int32_t[]", op), _index("int32_t[]", a), _index("int32_t[]", b),
-         _index("uint8_t[]", vary), _index("int64_t[]", off))
+         _index("uint8_t[]", vary))
+    pf = ffi.NULL if off is None else _index("int64_t[]", off)
     n = len(p[0])
-    if any(len(x) != n for x in p):
+    if any(len(x) != n for x in p) or (off is not None and len(pf) != n):
         raise TapeError("tape arrays must be of one length")
-    return p + (n, _index("int32_t[]", ext))
+    return p + (pf, n, _index("int32_t[]", ext))
 
 
 _NO_EXT = bytes()
@@ -220,21 +222,13 @@ def fit(prog, val, adj, data, grad, oslots, kind, hyper, s1, s2, t0, steps):
 
 def backward_scalar(op, a, b, val):
     """Adjoints of every node of a one-row tape given as lists or arrays
-    (eager backward). The offsets of a one-row tape are 0, 1, 2, ...: the
-    longest made so far is kept (read-only bytes, 8 per node) and shared."""
-    global _offsets
+    (eager backward): no node varies, node i's value is val[i]."""
     n = len(op)
     if not (type(val) is array and val.typecode == "d"):
         val = array("d", val)
     adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
-    off = _offsets                     # one read: another thread may grow it meanwhile
-    if len(off) < 8 * n:
-        off = _offsets = array("q", range(n)).tobytes()
-    backward(adj, val, op, a, b, bytes(n), memoryview(off)[:8 * n], 1)
+    Program(op, a, b, bytes(n), None, 1, _nval(adj, val)).backward(adj, val)
     return adj
-
-
-_offsets = bytes()
 
 
 def gather(val, off, nodes, slots, src):

@@ -212,3 +212,25 @@ def test_a_tape_seals_one_program_per_layout_and_executor():
     assert len(tape._programs) == len(BACKENDS)
     tape.forward(ROWS[:3])                            # another layout: sealed anew
     assert all(p.nrows == 3 for p in tape._programs.values())
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the C core is not built")
+def test_a_program_without_offsets_has_one_value_per_node():
+    # the eager backward seals one-row tapes with no offset array: the core
+    # lays the nodes out itself (0, 1, 2, ...), checked as any other layout
+    from microbp import cexec
+    from microbp.ops import LEAF, MUL, TANH
+    op, a = array("i", [LEAF, LEAF, MUL, TANH]), array("i", [-1, -1, 0, 2])
+    b = array("i", [-1, -1, 1, -1])
+    val = array("d", [0.5, -3.0, -1.5, 0.0])
+    cexec.Program(op, a, b, bytes(4), None, 1, 4).forward(val)
+    given = array("d", val)
+    cexec.Program(op, a, b, bytes(4), array("q", range(4)), 1, 4).forward(given)
+    assert val.tobytes() == given.tobytes()
+    adj = cexec.backward_scalar(op, a, b, val)
+    assert adj.tobytes() == array("d", executors.executor("python").backward_scalar(
+        op, a, b, val)).tobytes()
+    with pytest.raises(TapeError):            # the layout needs 4 values
+        cexec.Program(op, a, b, bytes(4), None, 1, 3)
+    with pytest.raises(TapeError):            # offsets of another length
+        cexec.Program(op, a, b, bytes(4), array("q", range(3)), 1, 4)
