@@ -227,7 +227,7 @@ def backward_scalar(op, a, b, val):
     if not (type(val) is array and val.typecode == "d"):
         val = array("d", val)
     adj = array("d", bytes(8 * n))     # set to -0.0 by the sweep
-    Program(op, a, b, bytes(n), None, 1, _nval(adj, val)).backward(adj, val)
+    Program(op, a, b, bytes(n), None, 1, n).backward(adj, val)   # backward checks val
     return adj
 
 
