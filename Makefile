@@ -14,8 +14,8 @@ PY     := $(BIN)/python
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# editable install: builds the C core in place (microbp/_cmicrobp*.so)
-$(VENV)/.installed: $(PY) setup.py pyproject.toml microbp/_cbuild.py csrc/microbp.c csrc/microbp.h csrc/ops_generated.h
+# editable install: builds the C core in place (microbp/_cmicrobp*.so, _pyread*.so)
+$(VENV)/.installed: $(PY) setup.py pyproject.toml microbp/_cbuild.py csrc/microbp.c csrc/microbp.h csrc/ops_generated.h csrc/pyread.c
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -57,7 +57,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 sanitize: $(VENV)/.installed
 	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR)
 	cp -r microbp csrc $(ASAN_DIR)/
-	rm -rf $(ASAN_DIR)/microbp/_cmicrobp* $(ASAN_DIR)/microbp/__pycache__
+	rm -rf $(ASAN_DIR)/microbp/_cmicrobp* $(ASAN_DIR)/microbp/_pyread* $(ASAN_DIR)/microbp/__pycache__
 	cd $(ASAN_DIR) && MICROBP_CFLAGS="$(SAN_FLAGS)" MICROBP_LDFLAGS="-fsanitize=address,undefined" \
 		$(abspath $(PY)) microbp/_cbuild.py > build.log 2>&1 || (cat build.log; false)
 	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \
@@ -67,4 +67,4 @@ sanitize: $(VENV)/.installed
 		MICROBP_REQUIRE_C=1 MICROBP_BACKEND=c $(BIN)/pytest -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) build *.egg-info microbp/_cmicrobp* csrc/*.o
+	rm -rf $(VENV) build *.egg-info microbp/_cmicrobp* microbp/_pyread* csrc/*.o

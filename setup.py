@@ -1,5 +1,5 @@
-"""Build microbp: pure Python, plus the C core (microbp._cmicrobp) when a C
-compiler works. Without one the install still succeeds, says why the C core
+"""Build microbp: pure Python, plus the C core (microbp._cmicrobp) and the C
+that reads Python lists (microbp._pyread) when a C compiler works. Without one the install still succeeds, says why the C core
 was skipped, and microbp runs in pure Python. Metadata is in pyproject.toml.
 
 The C core is always compiled afresh (never taken as "up to date" from an old
@@ -49,7 +49,11 @@ class OptionalBuildExt(build_ext):
               file=sys.stderr)
 
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "microbp"))
+from _cbuild import pyread_extension  # noqa: E402  (the build script, not the package)
+
 setup(
+    ext_modules=[pyread_extension(ABI3)],
     cffi_modules=["microbp/_cbuild.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
     options={"bdist_wheel": {"py_limited_api": "cp39"}} if ABI3 else {},

@@ -1,4 +1,6 @@
-"""cffi build script for the C core (out-of-line API mode): microbp._cmicrobp.
+"""Build script of the C core (cffi, out-of-line API mode): microbp._cmicrobp,
+and of microbp._pyread (csrc/pyread.c: the C that reads Python lists, on
+CPython's stable ABI; setup.py builds it from pyread_extension()).
 
 Declared by setup.py (cffi_modules). It compiles csrc/microbp.c, which
 includes csrc/ops_generated.h: the op table of microbp/ops.py as C, generated
@@ -48,5 +50,18 @@ ffibuilder.set_source(
     extra_link_args=LDFLAGS + ["-lm"],
 )
 
-if __name__ == "__main__":
+
+def pyread_extension(abi3=True):
+    """microbp._pyread as a setuptools Extension (same flags as the core)."""
+    from setuptools import Extension
+    return Extension("microbp._pyread", [os.path.relpath(os.path.join(CSRC, "pyread.c"))],
+                     extra_compile_args=CFLAGS, extra_link_args=LDFLAGS,
+                     define_macros=[("Py_LIMITED_API", "0x03090000")] if abi3 else [],
+                     py_limited_api=abi3)
+
+
+if __name__ == "__main__":     # both modules, into ./microbp (the sanitized build)
     ffibuilder.compile(verbose=True)
+    from setuptools import setup
+    setup(script_name="_cbuild.py", script_args=["build_ext", "--inplace", "--force"],
+          ext_modules=[pyread_extension()])

@@ -29,6 +29,11 @@ from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
 from .tapeformat import layout, inputs_vary, lin_terms
 
+try:        # C that reads a list of rows in one pass (csrc/pyread.c), when built
+    from ._pyread import rows_to_doubles
+except ImportError:
+    rows_to_doubles = None
+
 
 class Batch:
     """Rows of floats packed once (one array of doubles), for reuse across steps.
@@ -58,6 +63,11 @@ class Batch:
         if not rows:
             raise ValueError("batch is empty: give at least one row")
         width = len(rows[0]) if width is None and hasattr(rows[0], "__len__") else width
+        packed = rows_to_doubles(rows, width) if rows_to_doubles else None
+        if packed is not None:                            # plain rows, read in C
+            self.rows, self.nrows, self.width = array("d"), len(rows), width
+            self.rows.frombytes(packed)
+            return
         if not (set(map(type, rows)) <= _ROWS and set(map(len, rows)) == {width}):
             for r, row in enumerate(rows):       # name the first bad row
                 if not isinstance(row, (list, tuple)):

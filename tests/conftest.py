@@ -1,7 +1,8 @@
 """The suite runs once per backend: the Makefile runs pytest with
 MICROBP_BACKEND=python and again with MICROBP_BACKEND=c. With
-MICROBP_REQUIRE_C=1 (set by `make test`) a missing C core fails the run
-instead of quietly testing only Python."""
+MICROBP_REQUIRE_C=1 (set by `make test`) a missing C core, or a missing
+microbp._pyread (the C that reads lists of rows), fails the run instead of
+quietly testing only Python."""
 import os
 
 import pytest
@@ -20,6 +21,8 @@ def pytest_sessionstart(session):
     if os.environ.get("MICROBP_REQUIRE_C") == "1" and "c" not in microbp.available_backends():
         raise pytest.UsageError(
             f"MICROBP_REQUIRE_C=1 but the C core is not built: {microbp.backend.c_import_error()}")
+    if os.environ.get("MICROBP_REQUIRE_C") == "1" and microbp.tape.rows_to_doubles is None:
+        raise pytest.UsageError("MICROBP_REQUIRE_C=1 but microbp._pyread is not built")
 
 
 @pytest.fixture

@@ -12,30 +12,35 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/src"
 cp -r "$repo"/setup.py "$repo"/pyproject.toml "$repo"/MANIFEST.in "$repo"/README.md \
       "$repo"/LICENSE "$repo"/microbp "$repo"/csrc "$tmp/src"/
-rm -rf "$tmp"/src/microbp/_cmicrobp* "$tmp"/src/microbp/__pycache__
+rm -rf "$tmp"/src/microbp/_cmicrobp* "$tmp"/src/microbp/_pyread* "$tmp"/src/microbp/__pycache__
 
 "$python" -m venv "$tmp/cc"
 "$tmp/cc/bin/python" -m pip install -v "$tmp/src" > "$tmp/cc.log" 2>&1 || {
     tail -40 "$tmp/cc.log"; echo "FAIL: install with a compiler failed"; exit 1; }
-ls "$tmp"/src/build/lib*/microbp/_cmicrobp* > /dev/null || {
+ls "$tmp"/src/build/lib*/microbp/_cmicrobp* "$tmp"/src/build/lib*/microbp/_pyread* > /dev/null || {
     echo "FAIL: the install with a compiler left no C core in build/ to go stale"; exit 1; }
 (cd "$tmp" && "$tmp/cc/bin/python" -c \
-    "import microbp; assert microbp.available_backends() == ['c', 'python']")
+    "import microbp; assert microbp.available_backends() == ['c', 'python']
+assert microbp.tape.rows_to_doubles is not None")
 
 "$python" -m venv "$tmp/venv"
 CC=false "$tmp/venv/bin/python" -m pip install -v "$tmp/src" > "$tmp/install.log" 2>&1 || {
     tail -40 "$tmp/install.log"; echo "FAIL: install without a compiler failed"; exit 1; }
 grep -q "the C core was not built" "$tmp/install.log" || {
     tail -40 "$tmp/install.log"; echo "FAIL: the install did not say why the C core was skipped"; exit 1; }
-if ls "$tmp"/venv/lib/python*/site-packages/microbp/_cmicrobp* 2> /dev/null; then
-    echo "FAIL: the failed compile installed the stale C core from build/"; exit 1
-fi
+for stale in "$tmp"/venv/lib/python*/site-packages/microbp/{_cmicrobp,_pyread}*; do
+    if [ -e "$stale" ]; then    # an unmatched pattern stays as written: no file
+        echo "FAIL: the failed compile installed the stale $stale from build/"; exit 1
+    fi
+done
 cd "$tmp"   # not the repo: import the installed package
 "$tmp/venv/bin/python" - <<'PY'
 import microbp
 from microbp import Value, nn, optim, losses
 assert microbp.available_backends() == ["python"], microbp.available_backends()
 assert microbp.get_backend() == "python"
+assert microbp.tape.rows_to_doubles is None      # lists of rows are read in Python
+assert microbp.Batch([[1, 2.5]]).to_list() == [[1.0, 2.5]]
 try:
     microbp.set_backend("c")
 except ValueError as e:

@@ -46,6 +46,7 @@ SMOKE = textwrap.dedent("""
     assert microbp.__file__.startswith(sys.prefix), microbp.__file__   # the installed copy
     assert microbp.available_backends() == ["c", "python"], (
         microbp.available_backends(), microbp.backend.c_import_error())
+    assert microbp.tape.rows_to_doubles is not None        # microbp._pyread, installed too
     trained = {}
     for name in ("python", "c"):
         with use_backend(name):
@@ -137,6 +138,8 @@ def test_wheel_license_metadata_and_tag(dist):
     assert "License-Expression: MIT" in metadata
     assert not re.search(r"^License: |^Classifier: License ::", metadata, re.M)  # deprecated forms
     [core] = [n for n in names if n.startswith("microbp/_cmicrobp")]
+    [pyread] = [n for n in names if n.startswith("microbp/_pyread")]
+    assert pyread.endswith(core[len("microbp/_cmicrobp"):])    # built for the same ABI
     [tag] = tags
     assert os.path.basename(dist["wheel"]).endswith(f"-{tag}.whl")
     # the tag says what the C core is built for: the stable ABI (abi3, from the
