@@ -78,7 +78,14 @@ def _from_environment():
 
 
 _default, _default_error = _from_environment()
-_local = threading.local()
+
+
+class _Chosen(threading.local):
+    name: Optional[str] = None      # use_backend's choice in this thread (a class
+                                    # default: no AttributeError to catch per read)
+
+
+_local = _Chosen()
 
 
 def set_backend(name: str) -> None:
@@ -96,7 +103,7 @@ def get_backend() -> str:
     error of MICROBP_BACKEND (BackendError, or TypeError) when the
     environment asked for a backend that cannot be used and no set_backend()
     or use_backend() has chosen one since."""
-    name = getattr(_local, "name", None) or _default
+    name = _local.name or _default
     if name is None:
         raise _default_error
     return name
@@ -108,7 +115,7 @@ def use_backend(name: str) -> Iterator[str]:
     thread only); `as` gives the resolved name ("c" or "python"). name as
     for set_backend(): TypeError or BackendError before the block runs."""
     resolved = _resolve(name)
-    previous = getattr(_local, "name", None)
+    previous = _local.name
     _local.name = resolved
     try:
         yield resolved

@@ -57,14 +57,20 @@ def _doubles(x):
 def _out(x, *reads):
     """A pointer into a buffer that C writes to, refused when it overlaps one it reads."""
     p = ffi.from_buffer("double[]", x, require_writable=True)
-    _disjoint(p, reads)
+    if reads:
+        _disjoint(p, reads)
     return p
 
 
 def _apart(x, *objs):
     """True when x and each of objs are distinct array.array objects: each
     owns its memory, so they cannot overlap (no address arithmetic needed)."""
-    return type(x) is array and all(type(o) is array and o is not x for o in objs)
+    if type(x) is not array:
+        return False
+    for o in objs:                     # (a loop: this runs on every call of a step)
+        if type(o) is not array or o is x:
+            return False
+    return True
 
 
 def _disjoint(p, reads):
@@ -131,11 +137,13 @@ class Program:
     def _pointer(self, x):
         """A pointer into x (written), kept for an array.array, which cannot
         move or shrink while cffi holds it; made at each call for any other
-        buffer (a ctypes or numpy array can be resized under a kept pointer)."""
+        buffer (a ctypes or numpy array can be resized under a kept pointer).
+        The kept array is held too, so its id cannot name another meanwhile:
+        only a tape's own arrays come here (a store's must stay free to grow)."""
         if type(x) is not array:
             return _out(x)
         kept = self._kept.get(id(x))
-        if kept is None or kept[0] is not x:
+        if kept is None:
             if len(self._kept) >= 4:          # a tape's val, adj and tan, at most
                 self._kept.clear()
             kept = self._kept[id(x)] = (x, _out(x))
@@ -155,7 +163,7 @@ class Program:
         """The rows (nrows x len(inputs), row-major) into the input lanes and
         the parameters from src (their store) when given, then val[node] =
         op(val[a], val[b]) for every non-leaf node, up the tape."""
-        pv, _ = self._buffers(val)
+        pv = self._pointer(val)
         given = [x for x in (rows, src) if x is not None]
         reads = [_doubles(x) for x in given]
         if not _apart(val, *given):

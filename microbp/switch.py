@@ -8,6 +8,10 @@ can test one attribute and pay nothing while no thread uses the switch.
 import threading
 
 
+class _Depth(threading.local):
+    depth = 0                                 # blocks open in this thread
+
+
 class ThreadSwitch:
     """On in the threads inside a `with` block of it; off elsewhere."""
 
@@ -16,16 +20,16 @@ class ThreadSwitch:
     def __init__(self) -> None:
         self.active = 0                       # blocks open in all threads
         self._lock = threading.Lock()
-        self._local = threading.local()       # .depth: blocks open in this thread
+        self._local = _Depth()
 
     def on(self) -> bool:
         """True inside a block of this switch in the current thread."""
-        return getattr(self._local, "depth", 0) > 0
+        return self.active > 0 and self._local.depth > 0   # active: no thread-local read
 
     def __enter__(self) -> None:
         with self._lock:
             self.active += 1
-        self._local.depth = getattr(self._local, "depth", 0) + 1
+        self._local.depth += 1
 
     def __exit__(self, *exc: object) -> None:
         self._local.depth -= 1

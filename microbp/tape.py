@@ -49,15 +49,16 @@ class Batch:
     __slots__ = ("rows", "nrows", "width")
 
     def __init__(self, rows, width=None):
-        if isinstance(rows, Batch):
-            rows = rows.to_list()
-        if getattr(rows, "ndim", None) == 2:              # a 2-D array (numpy)
-            if _float64_rows(rows, width):
-                self.nrows, self.width = rows.shape
-                self.rows = array("d")
-                self.rows.frombytes(memoryview(rows).cast("B"))   # one copy, no Python work
-                return
-            rows = rows.tolist()
+        if type(rows) not in _ROWS:                       # (a list: nothing to ask)
+            if isinstance(rows, Batch):
+                rows = rows.to_list()
+            elif getattr(rows, "ndim", None) == 2:        # a 2-D array (numpy)
+                if _float64_rows(rows, width):
+                    self.nrows, self.width = rows.shape
+                    self.rows = array("d")
+                    self.rows.frombytes(memoryview(rows).cast("B"))   # one copy
+                    return
+                rows = rows.tolist()
         if not isinstance(rows, (list, tuple)):
             raise TypeError(f"batch must be a list of rows, not {type(rows).__name__}")
         if not rows:

@@ -535,3 +535,23 @@ def test_a_tape_with_no_input_slots_takes_rows_of_width_zero(backend_name):
         assert tape.forward([[], [], []]) == [2.25, 2.25, 2.25]
         tape.backward()
     assert w.grad == 3 * 3.0
+
+
+@pytest.mark.parametrize("backend_name", ["python", "c"])
+def test_stores_and_batches_stay_free_to_grow_after_runs(backend_name):
+    """A run keeps no hold on the arrays it was handed: a store still takes new
+    Parameters, a Batch's rows can still grow (an array with a live pointer
+    into it refuses to resize)."""
+    if backend_name not in microbp.available_backends():
+        pytest.skip("the C core is not built")
+    with microbp.use_backend(backend_name):
+        store = microbp.ParamStore()
+        w, x = store.new(0.5), Value(0.0)
+        tape = Tape(w * x + w, [x])
+        batch = Batch([[1.0], [2.0]])
+        tape.forward(batch)
+        tape.backward()
+        tape.fit(batch, microbp.optim.SGD([w], lr=0.1), 2)
+        store.new(2.0)
+        batch.rows.append(3.0)
+        assert len(store) == 2 and len(batch.rows) == 3
