@@ -35,6 +35,14 @@ def _state(slots):
     return array("d", bytes(8 * len(_int32s(slots))))
 
 
+def _zeros_if_prefix(slots):
+    """Zeros to copy over a store's first k grads when `slots` are 0, 1, ...,
+    k-1 in order (a whole model's store, the usual case): zero_grad is then
+    one slice copy in either backend. None for any other slots."""
+    s = _int32s(slots)
+    return array("d", bytes(8 * len(s))) if list(s) == list(range(len(s))) else None
+
+
 def _python_fill(dst, slots, value):
     s = _int32s(slots)
     check_slots(s, len(dst))
@@ -74,6 +82,7 @@ class Optimizer:
             mirror._grad = array("d", bytes(8 * len(plain)))
             groups.append((mirror, array("i", range(len(plain))).tobytes(), plain))
         self._groups = tuple((store, slots) for store, slots, _ in groups)
+        self._zeros = tuple(_zeros_if_prefix(slots) for _, slots in self._groups)
 
     @property
     def params(self) -> tuple[Value, ...]:
@@ -87,9 +96,12 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set the .grad of every parameter to 0."""
-        fill = _kernel(_python_fill, "fill")
-        for store, slots in self._groups:
-            fill(store._grad, slots, 0.0)
+        for (store, slots), zeros in zip(self._groups, self._zeros):
+            grad = store._grad
+            if zeros is not None and len(grad) >= len(zeros):
+                grad[:len(zeros)] = zeros          # one copy, no resize
+            else:
+                _kernel(_python_fill, "fill")(grad, slots, 0.0)
         for v in self._plain:
             v.grad = 0.0
 

@@ -168,6 +168,28 @@ def test_zero_grad_only_touches_own_params():
     assert (w.grad, u.grad) == (0.0, 2.0)
 
 
+@pytest.mark.parametrize("pick", [[0, 1, 2], [0, 1], [1, 2], [2, 0], [0, 2]])
+def test_zero_grad_of_some_slots_of_a_store(pick):
+    """A store's slots 0..k-1 in order are zeroed by one copy, any other set
+    slot by slot: either way exactly the optimizer's slots become 0.0, also
+    after the store has grown, and a store's grads cut short are refused."""
+    from microbp import ParamStore
+    from microbp.tapeformat import TapeError
+    store = ParamStore()
+    ps = [store.new(float(k)) for k in range(3)]
+    opt = SGD([ps[k] for k in pick], lr=0.1)
+    extra = store.new(9.0)                      # the store grows after
+    for k, p in enumerate(ps + [extra]):
+        p.grad = -1.0 - k
+    opt.zero_grad()
+    assert [p.grad for p in ps] == [0.0 if k in pick else -1.0 - k for k in range(3)]
+    assert extra.grad == -4.0 and all(math.copysign(1, ps[k].grad) == 1 for k in pick)
+    store._grad = store._grad[:1]               # shorter than the slots: refused
+    with pytest.raises(TapeError):
+        opt.zero_grad()
+    assert list(store._grad) == [0.0 if 0 in pick else -1.0]
+
+
 def _tape_model(w, b, x, y):
     """per row: (w x + b - y)^2; by hand d/dw = 2 (w x + b - y) x, d/db = 2 (w x + b - y)."""
     return (w * x + b - y) ** 2
