@@ -53,7 +53,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mic
 from _cbuild import pyread_extension  # noqa: E402  (the build script, not the package)
 
 setup(
-    ext_modules=[pyread_extension(ABI3)],
+    # _pyread relies on the GIL (no other thread changes a list while it reads)
+    ext_modules=[] if sysconfig.get_config_var("Py_GIL_DISABLED") else [pyread_extension(ABI3)],
     cffi_modules=["microbp/_cbuild.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
     options={"bdist_wheel": {"py_limited_api": "cp39"}} if ABI3 else {},

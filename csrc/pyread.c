@@ -17,6 +17,10 @@ other thread can change a list under it.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#ifdef Py_GIL_DISABLED
+#error "microbp._pyread reads lists under the GIL; setup.py skips it on free-threaded builds"
+#endif
+
 /* A list's or tuple's length and items (borrowed), or -1 for anything else. */
 static Py_ssize_t seq_items(PyObject *x, PyObject *(**item)(PyObject *, Py_ssize_t))
 {

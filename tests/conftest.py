@@ -4,6 +4,7 @@ MICROBP_REQUIRE_C=1 (set by `make test`) a missing C core, or a missing
 microbp._pyread (the C that reads lists of rows), fails the run instead of
 quietly testing only Python."""
 import os
+import sysconfig
 
 import pytest
 
@@ -21,7 +22,8 @@ def pytest_sessionstart(session):
     if os.environ.get("MICROBP_REQUIRE_C") == "1" and "c" not in microbp.available_backends():
         raise pytest.UsageError(
             f"MICROBP_REQUIRE_C=1 but the C core is not built: {microbp.backend.c_import_error()}")
-    if os.environ.get("MICROBP_REQUIRE_C") == "1" and microbp.tape.rows_to_doubles is None:
+    if (os.environ.get("MICROBP_REQUIRE_C") == "1" and microbp.tape.rows_to_doubles is None
+            and not sysconfig.get_config_var("Py_GIL_DISABLED")):     # not built there
         raise pytest.UsageError("MICROBP_REQUIRE_C=1 but microbp._pyread is not built")
 
 
