@@ -71,13 +71,21 @@ static PyObject *rows_to_doubles(PyObject *self, PyObject *args)
         PyErr_Clear();                        /* too large: not a plain case */
     if (nr < 0 || width < 0 || (width && nr > PY_SSIZE_T_MAX / 8 / width))
         Py_RETURN_NONE;
+    /* every row the right length before the output is allocated: a bad width
+       (Batch(rows, width=10**15), or rows of mixed lengths) must get the
+       Python code's ValueError, not a MemoryError for nr * width doubles */
+    for (Py_ssize_t r = 0; r < nr; r++) {
+        PyObject *(*entry_at)(PyObject *, Py_ssize_t);
+        if (seq_items(row_at(rows, r), &entry_at) != width)
+            Py_RETURN_NONE;
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, nr * width * 8);
     if (out == NULL)
         return NULL;
     double *dst = (double *)PyBytes_AsString(out);
     for (Py_ssize_t r = 0; r < nr; r++) {
         PyObject *row = row_at(rows, r), *(*entry_at)(PyObject *, Py_ssize_t);
-        if (seq_items(row, &entry_at) != width)
+        if (seq_items(row, &entry_at) != width)   /* (checked above: sets entry_at) */
             goto other;
         for (Py_ssize_t j = 0; j < width; j++)
             if (!number(entry_at(row, j), dst++))

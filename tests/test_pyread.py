@@ -81,6 +81,7 @@ def test_plain_rows_are_read_in_c(rows):
     ([[1.0, 2.0], [1.0]], 2),           # a short row
     ([[1.0, 2.0]], 3),
     ([range(2)], 2), ([[1.0, 2.0]], 2.0), ([[1.0, 2.0]], -2), ([[1.0]], 10 ** 30),
+    ([[1.0]], 10 ** 15),                # too wide: handed back before 8 PB are asked for
     ("ab", 1), ([b"ab"], 2), ([[1.0, "2"]], 2),
 ])
 def test_anything_else_is_handed_back(rows, width):
@@ -102,3 +103,17 @@ def test_forward_with_a_list_same_with_and_without_c(backend, monkeypatch):
     assert tape.forward(rows) == fast
     with pytest.raises(TypeError, match="batch row 1 entry 0"):
         tape.forward([[1.0, 2.0], [True, 2.0]])
+
+
+@pytest.mark.parametrize("rows, width, message", [
+    ([[1.0]], 10 ** 15, "batch row 0 has 1 entries, expected 1000000000000000"),
+    ([[0.0] * 10 ** 4] + [[1.0]] * 10 ** 6, None, "batch row 1 has 1 entries, expected 10000"),
+])
+def test_a_bad_width_is_a_value_error_not_a_memory_error(rows, width, message, monkeypatch):
+    """The rows' lengths are checked before the doubles are allocated: a width
+    that no row has gets the ValueError of the Python code, with or without C."""
+    with pytest.raises(ValueError, match=message):
+        Batch(rows, width)
+    monkeypatch.setattr(microbp.tape, "rows_to_doubles", None)
+    with pytest.raises(ValueError, match=message):
+        Batch(rows, width)
