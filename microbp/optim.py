@@ -83,6 +83,7 @@ class Optimizer:
             groups.append((mirror, array("i", range(len(plain))).tobytes(), plain))
         self._groups = tuple((store, slots) for store, slots, _ in groups)
         self._zeros = tuple(_zeros_if_prefix(slots) for _, slots in self._groups)
+        self._slot_by_slot = any(z is None for z in self._zeros)
 
     @property
     def params(self) -> tuple[Value, ...]:
@@ -96,12 +97,15 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set the .grad of every parameter to 0."""
+        # the kernel is found before any grad is written: a backend that
+        # cannot be used (get_backend raises) must leave every grad as it was
+        fill = _kernel(_python_fill, "fill") if self._slot_by_slot else None
         for (store, slots), zeros in zip(self._groups, self._zeros):
             grad = store._grad
             if zeros is not None and len(grad) >= len(zeros):
                 grad[:len(zeros)] = zeros          # one copy, no resize
             else:
-                _kernel(_python_fill, "fill")(grad, slots, 0.0)
+                (fill or _kernel(_python_fill, "fill"))(grad, slots, 0.0)
         for v in self._plain:
             v.grad = 0.0
 

@@ -190,6 +190,23 @@ def test_zero_grad_of_some_slots_of_a_store(pick):
     assert list(store._grad) == [0.0 if 0 in pick else -1.0]
 
 
+def test_zero_grad_with_an_unusable_backend_changes_nothing(monkeypatch):
+    """One store zeroed by a slice copy, another slot by slot: when the backend
+    cannot be used (get_backend raises), the error comes before any write."""
+    from microbp import ParamStore, backend
+    a, b = ParamStore(), ParamStore()
+    ps = [a.new(1.0) for _ in range(2)] + [b.new(1.0) for _ in range(3)]
+    opt = SGD(ps[:2] + ps[3:], lr=0.1)         # a: slots 0, 1; b: slots 1, 2
+    for p in ps:
+        p.grad = 5.0
+    monkeypatch.setattr(backend, "_local", backend._Chosen())
+    monkeypatch.setattr(backend, "_default", None)
+    monkeypatch.setattr(backend, "_default_error", backend.BackendError("no backend"))
+    with pytest.raises(backend.BackendError, match="no backend"):
+        opt.zero_grad()
+    assert [p.grad for p in ps] == [5.0] * 5
+
+
 def _tape_model(w, b, x, y):
     """per row: (w x + b - y)^2; by hand d/dw = 2 (w x + b - y) x, d/db = 2 (w x + b - y)."""
     return (w * x + b - y) ** 2
