@@ -84,6 +84,8 @@ class Optimizer:
         self._groups = tuple((store, slots) for store, slots, _ in groups)
         self._zeros = tuple(_zeros_if_prefix(slots) for _, slots in self._groups)
         self._slot_by_slot = any(z is None for z in self._zeros)
+        # each store's grads must be this long (its largest slot + 1)
+        self._ends = tuple(max(_int32s(slots), default=-1) + 1 for _, slots in self._groups)
 
     @property
     def params(self) -> tuple[Value, ...]:
@@ -97,15 +99,18 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set the .grad of every parameter to 0."""
-        # the kernel is found before any grad is written: a backend that
-        # cannot be used (get_backend raises) must leave every grad as it was
+        # everything that can fail comes before the first write, so that a
+        # backend that cannot be used (get_backend raises) or a store's grads
+        # shorter than its slots leave every grad as it was
         fill = _kernel(_python_fill, "fill") if self._slot_by_slot else None
+        for (store, slots), end in zip(self._groups, self._ends):
+            if len(store._grad) < end:          # the kernel names it, writing nothing
+                _kernel(_python_fill, "fill")(store._grad, slots, 0.0)
         for (store, slots), zeros in zip(self._groups, self._zeros):
-            grad = store._grad
-            if zeros is not None and len(grad) >= len(zeros):
-                grad[:len(zeros)] = zeros          # one copy, no resize
+            if zeros is None:
+                fill(store._grad, slots, 0.0)
             else:
-                (fill or _kernel(_python_fill, "fill"))(grad, slots, 0.0)
+                store._grad[:len(zeros)] = zeros      # one copy, no resize
         for v in self._plain:
             v.grad = 0.0
 

@@ -207,6 +207,22 @@ def test_zero_grad_with_an_unusable_backend_changes_nothing(monkeypatch):
     assert [p.grad for p in ps] == [5.0] * 5
 
 
+def test_zero_grad_with_a_later_store_cut_short_changes_nothing():
+    """The second store's grads are shorter than its slots: refused before the
+    first store (zeroed by one copy) is written."""
+    from microbp import ParamStore
+    from microbp.tapeformat import TapeError
+    a, b = ParamStore(), ParamStore()
+    ps = [a.new(1.0) for _ in range(2)] + [b.new(1.0) for _ in range(3)]
+    opt = SGD(ps, lr=0.1)
+    for p in ps:
+        p.grad = 5.0
+    b._grad = b._grad[:2]
+    with pytest.raises(TapeError):
+        opt.zero_grad()
+    assert list(a._grad) == [5.0, 5.0] and list(b._grad) == [5.0, 5.0]
+
+
 def _tape_model(w, b, x, y):
     """per row: (w x + b - y)^2; by hand d/dw = 2 (w x + b - y) x, d/db = 2 (w x + b - y)."""
     return (w * x + b - y) ** 2
