@@ -1,6 +1,6 @@
 """Build script of the C core (cffi, out-of-line API mode): microbp._cmicrobp,
 and of microbp._pyread (csrc/pyread.c: the C that reads Python lists, on
-CPython's stable ABI; setup.py builds it from pyread_extension()).
+CPython's stable ABI; setup.py builds it from c_extensions()).
 
 Declared by setup.py (cffi_modules). It compiles csrc/microbp.c, which
 includes csrc/ops_generated.h: the op table of microbp/ops.py as C, generated
@@ -9,6 +9,8 @@ itself). Extra flags for special builds (sanitizers) come from
 MICROBP_CFLAGS / MICROBP_LDFLAGS.
 """
 import os
+import sys
+import sysconfig
 
 from cffi import FFI
 
@@ -50,18 +52,27 @@ ffibuilder.set_source(
     extra_link_args=LDFLAGS + ["-lm"],
 )
 
+# cffi uses the limited API on CPython, except in debug and free-threaded builds
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+ABI3 = (sys.implementation.name == "cpython" and not hasattr(sys, "gettotalrefcount")
+        and not FREE_THREADED)
 
-def pyread_extension(abi3=True):
-    """microbp._pyread as a setuptools Extension (same flags as the core)."""
+
+def c_extensions():
+    """The setuptools Extensions besides the cffi core: microbp._pyread (same
+    flags), on the stable ABI where the core is; none on a free-threaded
+    CPython, since it reads lists relying on the GIL."""
     from setuptools import Extension
-    return Extension("microbp._pyread", [os.path.relpath(os.path.join(CSRC, "pyread.c"))],
-                     extra_compile_args=CFLAGS, extra_link_args=LDFLAGS,
-                     define_macros=[("Py_LIMITED_API", "0x03090000")] if abi3 else [],
-                     py_limited_api=abi3)
+    if FREE_THREADED:
+        return []
+    return [Extension("microbp._pyread", [os.path.relpath(os.path.join(CSRC, "pyread.c"))],
+                      extra_compile_args=CFLAGS, extra_link_args=LDFLAGS,
+                      define_macros=[("Py_LIMITED_API", "0x03090000")] if ABI3 else [],
+                      py_limited_api=ABI3)]
 
 
 if __name__ == "__main__":     # both modules, into ./microbp (the sanitized build)
     ffibuilder.compile(verbose=True)
     from setuptools import setup
     setup(script_name="_cbuild.py", script_args=["build_ext", "--inplace", "--force"],
-          ext_modules=[pyread_extension()])
+          ext_modules=c_extensions())

@@ -102,13 +102,13 @@ class Optimizer:
         # everything that can fail comes before the first write, so that a
         # backend that cannot be used (get_backend raises) or a store's grads
         # shorter than its slots leave every grad as it was
-        fill = _kernel(_python_fill, "fill") if self._slot_by_slot else None
+        fill = _kernel(_python_fill, "fill") if self._slot_by_slot else _python_fill
         for (store, slots), end in zip(self._groups, self._ends):
             if len(store._grad) < end:          # the kernel names it, writing nothing
                 _kernel(_python_fill, "fill")(store._grad, slots, 0.0)
         for (store, slots), zeros in zip(self._groups, self._zeros):
             if zeros is None:
-                fill(store._grad, slots, 0.0)
+                fill(store._grad, slots, 0.0)   # (_slot_by_slot: the backend's kernel)
             else:
                 store._grad[:len(zeros)] = zeros      # one copy, no resize
         for v in self._plain:

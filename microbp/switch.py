@@ -13,7 +13,9 @@ class _Depth(threading.local):
 
 
 class ThreadSwitch:
-    """On in the threads inside a `with` block of it; off elsewhere."""
+    """On in the threads inside a `with` block of it; off elsewhere. A block
+    ends in the thread it began in (a generator suspended inside one and
+    closed from another thread would count it in the wrong thread)."""
 
     __slots__ = ("active", "_lock", "_local")
 

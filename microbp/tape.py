@@ -66,8 +66,9 @@ class Batch:
         width = len(rows[0]) if width is None and hasattr(rows[0], "__len__") else width
         packed = rows_to_doubles(rows, width) if rows_to_doubles else None
         if packed is not None:                            # plain rows, read in C
-            self.rows, self.nrows, self.width = array("d"), len(rows), width
+            self.rows, self.width = array("d"), width
             self.rows.frombytes(packed)
+            self.nrows = len(self.rows) // width if width else len(rows)   # what was read
             return
         if not (set(map(type, rows)) <= _ROWS and set(map(len, rows)) == {width}):
             for r, row in enumerate(rows):       # name the first bad row
@@ -89,7 +90,10 @@ class Batch:
             flat = array("d", [as_float(x, f"batch row {k // width if width else 0} entry "
                                            f"{k % width if width else 0}")
                                for k, x in enumerate(entries)])
-        self.rows, self.nrows, self.width = flat, len(rows), width
+        if width and len(flat) % width:       # another thread changed a row meanwhile
+            raise ValueError("batch rows changed while they were read")
+        self.rows, self.width = flat, width
+        self.nrows = len(flat) // width if width else len(rows)   # the rows read, not len now
 
     def to_list(self):
         """The rows as a list of lists of floats."""
