@@ -88,44 +88,56 @@ other:
 
 /* -- the graph below a Value: walk() and add_grads() -----------------------
 
-Twins of graph.topo + graph.flatten (walk) and of the loop that adds the
-adjoints into each .grad (add_grads). A node is any object whose type has
-metaclass `type`, reads `_a`, `_b`, `_op` and `_id` as plain slots (the
-member descriptors of __slots__: reading them calls nothing), keeps object's
-__getattribute__, __hash__ and __eq__ (a set of nodes is a set of
-identities, as in topo) and has no __getattr__: Value and its subclasses
-unless they override those. Each type is checked once per call, by looking
-its names up along its __mro__, in the class dicts (as the interpreter does;
-nothing is called).
+walk() is graph.topo + graph.flatten in C, add_grads() the loop that adds the
+adjoints into each .grad. A node is an object of a type (metaclass `type`)
+whose `_a`, `_b`, `_op` and `_id` are plain slots (the member descriptors that
+__slots__ makes), that keeps object's __getattribute__, __hash__ and __eq__
+and has no __getattr__: then a set of nodes is a set of identities, as in
+topo, and reading an attribute is reading its slot. Value and its subclasses
+are such types (Parameter among them) unless they override those. Each type
+is checked once per call, its names looked up along its __mro__ in the class
+dicts (as the interpreter does, calling nothing), and a slot is read at the
+offset its member descriptor reads, found once per descriptor by probing a
+fresh instance of its class (slot_offset).
 
-So no Python code runs while walk() reads the links, ids and op codes, and
-the nodes are held by strong references throughout. Only the last pass, the
-values (`_data`, which a subclass such as Parameter may make a property),
-can run Python code, and it comes last in flatten too: by then every link
-has been read and the arrays are this function's own.
+No Python code runs while walk() reads the graph: reading a slot calls
+nothing, and every object read is checked for its exact type before use.
+Every node is held by a strong reference from the moment it is found, and
+the object read from a slot is held while anything else is done. A value
+that is not a plain slot holding a float (Parameter's _data is a property)
+is left to the caller: walk() gives the positions of those nodes and the
+Python code reads them last, as flatten reads every value last.
+
+The nodes are found by their `_id`, in pages of 256 ids looked up by page
+number: a node's inputs were made shortly before it, so the lookups stay in
+a few pages, and the pages read in order of their numbers give the nodes
+sorted by creation, which is topo's order. Two objects with one id, an id
+that is not an int, or ids so sparse that the pages would take much more
+memory than the nodes: that is not the plain case (None).
 */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static PyObject *s_a, *s_b, *s_op, *s_id, *s_data, *s_grad, *s_mro, *s_dict,
-    *s_getattribute, *s_getattr, *s_setattr, *s_hash, *s_eq;
+    *s_getattribute, *s_getattr, *s_setattr, *s_hash, *s_eq, *s_del, *s_objclass,
+    *s_basicsize, *s_new, *s_set;
 static PyObject *member_type;                   /* types.MemberDescriptorType */
 static PyObject *obj_getattribute, *obj_setattr, *obj_hash, *obj_eq;  /* object's own */
 
 enum { OTHER = 0, OK = 1, FAIL = -1 };          /* FAIL: an exception is set */
 
-/* The attribute `name` of type t as the interpreter finds it (the first class
-   of t.__mro__ whose dict has it): *out a new reference, or NULL when no
-   class has it. OTHER for anything unusual (a metaclass other than type). */
+/* The attribute `name` of type t as the interpreter finds it (in the dict of
+   the first class of t.__mro__ that has it): *out a new reference, or NULL
+   when no class has it. OTHER for anything unusual (a metaclass other than
+   type), FAIL with an exception set. */
 static int type_lookup(PyObject *t, PyObject *name, PyObject **out)
 {
     *out = NULL;
     PyObject *mro = PyObject_GetAttr(t, s_mro);
     if (mro == NULL)
         return FAIL;
-    int r = OK;
-    if (!PyTuple_CheckExact(mro))
-        r = OTHER;
+    int r = PyTuple_CheckExact(mro) ? OK : OTHER;
     Py_ssize_t n = r == OK ? PyTuple_Size(mro) : 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *c = PyTuple_GetItem(mro, i);
@@ -154,359 +166,406 @@ static int type_lookup(PyObject *t, PyObject *name, PyObject **out)
     return r;
 }
 
-/* OK when every name of `names` is a plain slot of t (a member descriptor)
-   and attribute access on t is object's own (and so is hashing and equality
-   when `identity`, and setting attributes when `setting`); OTHER otherwise. */
-static int plain_type(PyTypeObject *tp, PyObject *const *names, int nnames,
-                      int identity, int setting)
+/* 1 when t's `name` is `want` (NULL: t has no such attribute), else 0. */
+static int is(PyObject *t, PyObject *name, PyObject *want)
 {
-    PyObject *t = (PyObject *)tp;
-    if ((PyObject *)Py_TYPE(t) != (PyObject *)&PyType_Type)
-        return OTHER;
-    struct { PyObject *name, *want; int need; } rules[] = {
-        {s_getattribute, obj_getattribute, 1}, {s_getattr, NULL, 1},
-        {s_hash, obj_hash, identity}, {s_eq, obj_eq, identity},
-        {s_setattr, obj_setattr, setting},
-    };
-    for (size_t k = 0; k < sizeof rules / sizeof rules[0]; k++) {
-        if (!rules[k].need)
-            continue;
-        PyObject *x;
-        int r = type_lookup(t, rules[k].name, &x);
-        Py_XDECREF(x);                 /* compared by identity only; the types hold them */
-        if (r != OK)
-            return r;
-        if (x != rules[k].want)
-            return OTHER;
-    }
-    for (int k = 0; k < nnames; k++) {
-        PyObject *x;
-        int r = type_lookup(t, names[k], &x);
-        if (r != OK)
-            return r;
-        int member = x != NULL && (PyObject *)Py_TYPE(x) == member_type;
-        Py_XDECREF(x);
-        if (!member)
-            return OTHER;
-    }
-    return OK;
+    PyObject *x;
+    int r = type_lookup(t, name, &x);
+    Py_XDECREF(x);                       /* compared by identity only */
+    if (r != OK)
+        PyErr_Clear();
+    return r == OK && x == want;
 }
 
-/* The types a call has accepted (strong references), a few at most. */
+/* Offsets of slots, found once per member descriptor (strong references). */
+#define NPROBED 32
+static struct { PyObject *descr; Py_ssize_t off; } probed[NPROBED];
+static int nprobed;
+
+/* The offset in an instance at which the member descriptor d keeps its
+   object, or -1 when it cannot be told: a fresh instance of d's class is
+   given a new object through d, and the one word of the instance that holds
+   it is the slot. A class with a __del__ is not probed (the instance is
+   freed here); nor is any class without the GIL (slots are read unlocked). */
+static Py_ssize_t slot_offset(PyObject *d)
+{
+    for (int k = 0; k < nprobed; k++)
+        if (probed[k].descr == d)
+            return probed[k].off;
+    if (nprobed == NPROBED)
+        return -1;
+    Py_ssize_t off = -1, size = -1;
+#ifndef Py_GIL_DISABLED
+    PyObject *cls, *n = NULL, *inst = NULL, *mark = NULL, *r = NULL;
+    cls = PyObject_GetAttr(d, s_objclass);
+    if (cls == NULL || (PyObject *)Py_TYPE(cls) != (PyObject *)&PyType_Type
+        || !is(cls, s_del, NULL))
+        goto done;
+    n = PyObject_GetAttr(cls, s_basicsize);
+    if (n != NULL && PyLong_CheckExact(n))
+        size = PyLong_AsSsize_t(n);
+    if (size < (Py_ssize_t)sizeof(PyObject) || size > 1 << 16)
+        goto done;
+    inst = PyObject_CallMethodObjArgs((PyObject *)&PyBaseObject_Type, s_new, cls, NULL);
+    mark = PyObject_CallObject((PyObject *)&PyBaseObject_Type, NULL);
+    if (inst == NULL || mark == NULL || (PyObject *)Py_TYPE(inst) != cls)
+        goto done;
+    if ((r = PyObject_CallMethodObjArgs(d, s_set, inst, mark, NULL)) == NULL)
+        goto done;
+    for (Py_ssize_t at = sizeof(PyObject); at + (Py_ssize_t)sizeof(PyObject *) <= size;
+         at += sizeof(PyObject *)) {
+        PyObject *word;
+        memcpy(&word, (char *)inst + at, sizeof word);
+        if (word == mark) {
+            if (off >= 0) {                    /* twice: it cannot be told */
+                off = -1;
+                break;
+            }
+            off = at;
+        }
+    }
+done:
+    PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(inst);
+    Py_XDECREF(mark);
+    Py_XDECREF(n);
+    Py_XDECREF(cls);
+#endif
+    (void)size;
+    Py_INCREF(d);
+    probed[nprobed].descr = d;
+    probed[nprobed++].off = off;
+    return off;
+}
+
+/* The offset of t's slot `name`, or -1 when t's `name` is not a plain slot. */
+static Py_ssize_t member_slot(PyObject *t, PyObject *name)
+{
+    PyObject *x, *cls = NULL;
+    Py_ssize_t off = -1;
+    if (type_lookup(t, name, &x) == OK && x != NULL
+        && (PyObject *)Py_TYPE(x) == member_type
+        && (cls = PyObject_GetAttr(x, s_objclass)) != NULL && PyType_Check(cls)
+        && PyType_IsSubtype((PyTypeObject *)t, (PyTypeObject *)cls))
+        off = slot_offset(x);
+    PyErr_Clear();
+    Py_XDECREF(cls);
+    Py_XDECREF(x);
+    return off;
+}
+
+/* What a call knows of a type: its slots' offsets (-1: not a plain slot). */
+struct tinfo {
+    PyTypeObject *t;
+    Py_ssize_t a, b, op, id, data, grad;
+    int node;                   /* a node type for walk() */
+    int grads;                  /* add_grads() may write its grad slot */
+};
+
 #define NTYPES 8
 struct types {
-    PyTypeObject *t[NTYPES];
+    struct tinfo e[NTYPES];
     int n;
 };
 
 static void types_clear(struct types *ts)
 {
     for (int k = 0; k < ts->n; k++)
-        Py_DECREF((PyObject *)ts->t[k]);
+        Py_DECREF((PyObject *)ts->e[k].t);
     ts->n = 0;
 }
 
-static int accepted(struct types *ts, PyTypeObject *tp, PyObject *const *names, int nnames,
-                    int identity, int setting)
+/* What is known of tp in this call, or NULL. */
+static const struct tinfo *known(const struct types *ts, PyTypeObject *tp)
 {
     for (int k = 0; k < ts->n; k++)
-        if (ts->t[k] == tp)
-            return OK;
-    if (ts->n == NTYPES)
-        return OTHER;
-    int r = plain_type(tp, names, nnames, identity, setting);
-    if (r == OK) {
-        Py_INCREF((PyObject *)tp);
-        ts->t[ts->n++] = tp;
-    }
-    return r;
+        if (ts->e[k].t == tp)
+            return &ts->e[k];
+    return NULL;
 }
 
-/* x (a new reference, consumed) as an int64 into *out: OTHER unless an exact int in range. */
-static int take_int(PyObject *x, long long lo, long long hi, long long *out)
+/* What is known of tp, found out now if new (this can run Python code, the
+   first time a descriptor is probed: hold what you read); NULL when the call
+   has met too many types. */
+static const struct tinfo *type_info(struct types *ts, PyTypeObject *tp)
 {
-    if (x == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return FAIL;
+    const struct tinfo *k = known(ts, tp);
+    if (k != NULL || ts->n == NTYPES)
+        return k;
+    struct tinfo e = {tp, -1, -1, -1, -1, -1, -1, 0, 0};
+    PyObject *t = (PyObject *)tp;
+    Py_INCREF(t);
+    if ((PyObject *)Py_TYPE(t) == (PyObject *)&PyType_Type
+        && is(t, s_getattribute, obj_getattribute) && is(t, s_getattr, NULL)) {
+        e.a = member_slot(t, s_a);
+        e.b = member_slot(t, s_b);
+        e.op = member_slot(t, s_op);
+        e.id = member_slot(t, s_id);
+        e.data = member_slot(t, s_data);
+        e.grad = member_slot(t, s_grad);
+        e.node = e.a >= 0 && e.b >= 0 && e.op >= 0 && e.id >= 0
+                 && is(t, s_hash, obj_hash) && is(t, s_eq, obj_eq);
+        e.grads = e.grad >= 0 && is(t, s_setattr, obj_setattr);
+    }
+    if ((k = known(ts, tp)) != NULL || ts->n == NTYPES) {   /* met meanwhile */
+        Py_DECREF(t);
+        return k;
+    }
+    ts->e[ts->n] = e;
+    return &ts->e[ts->n++];
+}
+
+/* The object in o's slot at offset off (borrowed: only until Python code runs). */
+static PyObject *slot(PyObject *o, Py_ssize_t off)
+{
+    PyObject *x;
+    memcpy(&x, (char *)o + off, sizeof x);
+    return x;
+}
+
+/* int32 *out from x: OK when x is an exact int in range. */
+static int int32_of(PyObject *x, int32_t *out)
+{
+    if (x == NULL || !PyLong_CheckExact(x))
+        return OTHER;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
+    if (overflow || v < INT32_MIN || v > INT32_MAX) {
         PyErr_Clear();
         return OTHER;
     }
-    int r = OTHER, overflow;
-    if (PyLong_CheckExact(x)) {
-        long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
-        if (v == -1 && PyErr_Occurred())
-            r = FAIL;
-        else if (!overflow && v >= lo && v <= hi) {
-            *out = v;
-            r = OK;
-        }
-    }
-    Py_DECREF(x);
-    return r;
+    *out = (int32_t)v;
+    return OK;
 }
 
+/* o's id, as an unsigned number of the same order: OK when an exact int64. */
+static int id_key(PyObject *o, const struct tinfo *e, uint64_t *key)
+{
+    PyObject *x = slot(o, e->id);
+    if (x == NULL || !PyLong_CheckExact(x))
+        return OTHER;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return OTHER;
+    }
+    *key = (uint64_t)v ^ ((uint64_t)1 << 63);
+    return OK;
+}
+
+#define PAGE 256
+struct page {
+    uint64_t no;                /* ids no * PAGE to no * PAGE + PAGE - 1 (as keys) */
+    PyObject *obj[PAGE];        /* the node of each id, owned, or NULL */
+    int32_t pos[PAGE];          /* its position in creation order */
+};
+
 struct walk {
-    PyObject **obj;             /* the nodes in the order topo finds them (owned) */
-    int64_t *key;               /* their _id, then the sort keys */
-    int32_t *op, *ca, *cb;      /* op codes; inputs as indices into obj (-1: none) */
-    int32_t *stack;
-    Py_ssize_t n, cap, sp;
-    struct { PyObject *k; Py_ssize_t v; } *tab;   /* obj -> index, open addressing */
-    size_t mask;
+    struct page **pages;
+    Py_ssize_t np, capp;
+    int32_t *dir;               /* page number -> index in pages (-1: none), open addressing */
+    size_t dmask;
+    struct page *last;          /* the page of the last lookup */
+    PyObject **stack;           /* nodes to look into (held by their pages) */
+    Py_ssize_t sp, caps;
+    Py_ssize_t n;               /* nodes found */
     struct types types;
 };
 
-static size_t hash_ptr(const void *p, size_t mask)
+static size_t page_hash(uint64_t no, size_t mask)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
-    x *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(x >> 24) & mask;
+    return (size_t)((no * 0x9E3779B97F4A7C15ull) >> 32) & mask;
 }
 
-/* The index of o in the walk, or -1. */
-static Py_ssize_t find(const struct walk *w, PyObject *o)
+/* The page of page number no, made when new if `make`; NULL when there is
+   none (or FAIL's exception set, or the pages would be too sparse: OTHER). */
+static struct page *page_of(struct walk *w, uint64_t no, int make)
 {
-    for (size_t h = hash_ptr(o, w->mask);; h = (h + 1) & w->mask) {
-        if (w->tab[h].k == o)
-            return w->tab[h].v;
-        if (w->tab[h].k == NULL)
-            return -1;
+    if (w->last != NULL && w->last->no == no)
+        return w->last;
+    size_t h = page_hash(no, w->dmask);
+    for (; w->dir[h] >= 0; h = (h + 1) & w->dmask)
+        if (w->pages[w->dir[h]]->no == no)
+            return w->last = w->pages[w->dir[h]];
+    if (!make || (w->np + 1) * PAGE > 16 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 2)
+        return NULL;                            /* too sparse: not the plain case */
+    if (w->np == w->capp) {
+        Py_ssize_t cap = w->capp * 2;
+        void *q = PyMem_Realloc(w->pages, (size_t)cap * sizeof *w->pages);
+        if (q == NULL)
+            return PyErr_NoMemory(), NULL;
+        w->pages = q;
+        w->capp = cap;
     }
-}
-
-static int grow_table(struct walk *w)
-{
-    size_t cap = (w->mask + 1) * 2;
-    if (cap > PY_SSIZE_T_MAX / sizeof w->tab[0])
-        return PyErr_NoMemory(), FAIL;
-    void *t = PyMem_Calloc(cap, sizeof w->tab[0]);
-    if (t == NULL)
-        return PyErr_NoMemory(), FAIL;
-    PyMem_Free(w->tab);
-    w->tab = t;
-    w->mask = cap - 1;
-    for (Py_ssize_t i = 0; i < w->n; i++) {
-        size_t h = hash_ptr(w->obj[i], w->mask);
-        while (w->tab[h].k != NULL)
-            h = (h + 1) & w->mask;
-        w->tab[h].k = w->obj[i];
-        w->tab[h].v = i;
-    }
-    return OK;
-}
-
-static int grow(void **p, Py_ssize_t cap, size_t size)
-{
-    void *q = PyMem_Realloc(*p, (size_t)cap * size);
-    if (q == NULL)
-        return PyErr_NoMemory(), FAIL;
-    *p = q;
-    return OK;
-}
-
-static PyObject *link_names[4];                                  /* _a _b _op _id */
-
-/* o (a new reference, consumed) as the next node: its id and op code read,
-   pushed on the stack. *at its index. */
-static int add_node(struct walk *w, PyObject *o, Py_ssize_t *at)
-{
-    int r = accepted(&w->types, Py_TYPE(o), link_names, 4, 1, 0);
-    if (r != OK) {
-        Py_DECREF(o);
-        return r;
-    }
-    if (w->n == w->cap) {
-        Py_ssize_t cap = w->cap ? w->cap * 2 : 1024;
-        if (cap > INT32_MAX)
-            cap = INT32_MAX;
-        if (w->n == cap) {                     /* more nodes than int32 positions */
-            Py_DECREF(o);
-            return OTHER;
+    if ((size_t)(w->np + 1) * 2 > w->dmask + 1) {        /* the directory, twice as large */
+        size_t cap = (w->dmask + 1) * 2;
+        int32_t *d = PyMem_Malloc(cap * sizeof *d);
+        if (d == NULL)
+            return PyErr_NoMemory(), NULL;
+        memset(d, 0xff, cap * sizeof *d);
+        for (Py_ssize_t i = 0; i < w->np; i++) {
+            size_t g = page_hash(w->pages[i]->no, cap - 1);
+            while (d[g] >= 0)
+                g = (g + 1) & (cap - 1);
+            d[g] = (int32_t)i;
         }
-        if (grow((void **)&w->obj, cap, sizeof *w->obj) != OK
-            || grow((void **)&w->key, cap, sizeof *w->key) != OK
-            || grow((void **)&w->op, cap, sizeof *w->op) != OK
-            || grow((void **)&w->ca, cap, sizeof *w->ca) != OK
-            || grow((void **)&w->cb, cap, sizeof *w->cb) != OK
-            || grow((void **)&w->stack, cap, sizeof *w->stack) != OK) {
-            Py_DECREF(o);
-            return FAIL;
-        }
-        w->cap = cap;
+        PyMem_Free(w->dir);
+        w->dir = d;
+        w->dmask = cap - 1;
+        for (h = page_hash(no, w->dmask); w->dir[h] >= 0; h = (h + 1) & w->dmask)
+            ;
     }
-    Py_ssize_t i = w->n++;
-    w->obj[i] = o;                             /* owned by the walk from here */
-    w->ca[i] = w->cb[i] = -1;
-    long long id, op;
-    if ((r = take_int(PyObject_GetAttr(o, s_id), INT64_MIN, INT64_MAX, &id)) != OK
-        || (r = take_int(PyObject_GetAttr(o, s_op), INT32_MIN, INT32_MAX, &op)) != OK)
-        return r;
-    w->key[i] = id;
-    w->op[i] = (int32_t)op;
-    if ((size_t)w->n * 3 > (w->mask + 1) * 2 && grow_table(w) != OK)
-        return FAIL;
-    size_t h = hash_ptr(o, w->mask);
-    while (w->tab[h].k != NULL)
-        h = (h + 1) & w->mask;
-    w->tab[h].k = o;
-    w->tab[h].v = i;
-    w->stack[w->sp++] = (int32_t)i;
-    *at = i;
-    return OK;
+    struct page *p = PyMem_Calloc(1, sizeof *p);
+    if (p == NULL)
+        return PyErr_NoMemory(), NULL;
+    p->no = no;
+    w->dir[h] = (int32_t)w->np;
+    w->pages[w->np++] = p;
+    return w->last = p;
 }
 
-/* The node o (a new reference, consumed): its index, added when new. */
-static int node_index(struct walk *w, PyObject *o, int32_t *at)
+/* o, met as the root or as an input: a new node (held, and to look into), or
+   one met before. OTHER when it is not a node, or another has its id. */
+static int visit(struct walk *w, PyObject *o)
 {
-    Py_ssize_t i = find(w, o);
-    if (i >= 0) {
-        Py_DECREF(o);
-        *at = (int32_t)i;
+    const struct tinfo *e = type_info(&w->types, Py_TYPE(o));
+    uint64_t key;
+    if (e == NULL || !e->node || id_key(o, e, &key) != OK)
+        return OTHER;
+    struct page *p = page_of(w, key / PAGE, 1);
+    if (p == NULL)
+        return PyErr_Occurred() ? FAIL : OTHER;
+    PyObject **at = &p->obj[key % PAGE];
+    if (*at == o)
         return OK;
+    if (*at != NULL || w->n == INT32_MAX)
+        return OTHER;                           /* two nodes with one id, or too many */
+    if (w->sp == w->caps) {
+        Py_ssize_t cap = w->caps * 2;
+        void *q = PyMem_Realloc(w->stack, (size_t)cap * sizeof *w->stack);
+        if (q == NULL)
+            return PyErr_NoMemory(), FAIL;
+        w->stack = q;
+        w->caps = cap;
     }
-    int r = add_node(w, o, &i);
-    *at = (int32_t)i;
-    return r;
+    Py_INCREF(o);
+    *at = o;
+    w->n++;
+    w->stack[w->sp++] = o;
+    return OK;
 }
 
-/* Depth first from the root, in topo's very order. */
+/* Every node below the root, depth first as topo goes (each node's _a, then
+   its _b; a node whose _a is None is a leaf, and then its _b must be None). */
 static int dfs(struct walk *w, PyObject *root)
 {
-    Py_ssize_t i;
-    Py_INCREF(root);
-    int r = add_node(w, root, &i);
+    int r = visit(w, root);
     while (r == OK && w->sp > 0) {
-        i = w->stack[--w->sp];
-        PyObject *v = w->obj[i], *a, *b;
-        if ((a = PyObject_GetAttr(v, s_a)) == NULL)
-            return PyErr_ExceptionMatches(PyExc_AttributeError) ? (PyErr_Clear(), OTHER) : FAIL;
-        if ((b = PyObject_GetAttr(v, s_b)) == NULL) {
-            Py_DECREF(a);
-            return PyErr_ExceptionMatches(PyExc_AttributeError) ? (PyErr_Clear(), OTHER) : FAIL;
-        }
-        if (a == Py_None) {            /* a leaf (topo does not look at _b then) */
-            r = b == Py_None ? OK : OTHER;
-            Py_DECREF(a);
-            Py_DECREF(b);
+        PyObject *v = w->stack[--w->sp];
+        const struct tinfo *e = known(&w->types, Py_TYPE(v));
+        if (e == NULL || !e->node)
+            return OTHER;                       /* its class changed meanwhile */
+        PyObject *a = slot(v, e->a), *b = slot(v, e->b);
+        if (a == NULL || b == NULL)
+            return OTHER;                       /* unset: AttributeError in topo */
+        if (a == Py_None) {
+            if (b != Py_None)
+                return OTHER;
             continue;
         }
-        int32_t ia, ib = -1;
-        r = node_index(w, a, &ia);
-        if (r != OK) {
-            Py_DECREF(b);
-            break;
-        }
-        w->ca[i] = ia;
-        if (b == Py_None)
-            Py_DECREF(b);
-        else if ((r = node_index(w, b, &ib)) != OK)
-            break;
-        w->cb[i] = ib;
+        Py_INCREF(a);                           /* held: visit() may run Python code */
+        Py_INCREF(b);
+        r = visit(w, a);
+        if (r == OK && b != Py_None)
+            r = visit(w, b);
+        Py_DECREF(a);
+        Py_DECREF(b);
     }
     return r;
 }
 
-/* key[0..n) sorted by id, ties in walk order (a stable sort, as list.sort):
-   each key becomes (id - min id) << 32 | its index, sorted by radix on the
-   id bits. OTHER when the ids span 2**32 or more. */
-static int sort_keys(struct walk *w)
+/* The position of input x, a node the walk has found (OTHER otherwise). */
+static int position(struct walk *w, PyObject *x, int32_t *out)
 {
-    Py_ssize_t n = w->n;
-    int64_t lo = w->key[0], hi = w->key[0];
-    for (Py_ssize_t i = 1; i < n; i++) {
-        if (w->key[i] < lo)
-            lo = w->key[i];
-        if (w->key[i] > hi)
-            hi = w->key[i];
-    }
-    uint64_t span = (uint64_t)hi - (uint64_t)lo;
-    if (span > UINT32_MAX)
-        return OTHER;
-    uint64_t *k = (uint64_t *)w->key;
-    for (Py_ssize_t i = 0; i < n; i++)
-        k[i] = ((uint64_t)w->key[i] - (uint64_t)lo) << 32 | (uint64_t)i;
-    int bits = 0;
-    while (bits < 32 && (span >> bits))
-        bits++;
-    if (bits == 0)
+    if (x == Py_None) {
+        *out = -1;
         return OK;
-    int passes = (bits + 15) / 16, d = (bits + passes - 1) / passes;
-    size_t nb = (size_t)1 << d;
-    uint64_t *tmp = PyMem_Malloc((size_t)n * sizeof *tmp);
-    size_t *count = PyMem_Malloc(nb * sizeof *count);
-    if (tmp == NULL || count == NULL) {
-        PyMem_Free(tmp);
-        PyMem_Free(count);
-        return PyErr_NoMemory(), FAIL;
     }
-    uint64_t *src = k, *dst = tmp;
-    for (int p = 0; p < passes; p++) {
-        int shift = 32 + p * d;
-        memset(count, 0, nb * sizeof *count);
-        for (Py_ssize_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & (nb - 1)]++;
-        size_t sum = 0;
-        for (size_t j = 0; j < nb; j++) {
-            size_t c = count[j];
-            count[j] = sum;
-            sum += c;
-        }
-        for (Py_ssize_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & (nb - 1)]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != k)
-        memcpy(k, src, (size_t)n * sizeof *k);
-    PyMem_Free(tmp);
-    PyMem_Free(count);
+    const struct tinfo *e = known(&w->types, Py_TYPE(x));
+    uint64_t key;
+    if (e == NULL || !e->node || id_key(x, e, &key) != OK)
+        return OTHER;
+    struct page *p = page_of(w, key / PAGE, 0);
+    if (p == NULL || p->obj[key % PAGE] != x)
+        return OTHER;
+    *out = p->pos[key % PAGE];
     return OK;
+}
+
+static int by_number(const void *x, const void *y)
+{
+    uint64_t a = (*(struct page *const *)x)->no, b = (*(struct page *const *)y)->no;
+    return a < b ? -1 : a > b;
 }
 
 static void walk_free(struct walk *w)
 {
-    if (w->obj != NULL)
-        for (Py_ssize_t i = 0; i < w->n; i++)
-            Py_XDECREF(w->obj[i]);
-    PyMem_Free(w->obj);
-    PyMem_Free(w->key);
-    PyMem_Free(w->op);
-    PyMem_Free(w->ca);
-    PyMem_Free(w->cb);
+    for (Py_ssize_t i = 0; i < w->np; i++) {
+        for (int j = 0; j < PAGE; j++)
+            Py_XDECREF(w->pages[i]->obj[j]);
+        PyMem_Free(w->pages[i]);
+    }
+    PyMem_Free(w->pages);
+    PyMem_Free(w->dir);
     PyMem_Free(w->stack);
-    PyMem_Free(w->tab);
     types_clear(&w->types);
 }
 
-/* walk(root) -> (nodes, op, a, b, val) | None
-   graph.topo(root) and graph.flatten of it in one pass: nodes the list topo
-   gives, op/a/b the bytes of int32 arrays of flatten's lists, val the bytes
-   of the doubles of its values. None for anything but the plain case (see
-   above; also values that are not exact floats), for the Python code. */
+/* walk(root) -> (nodes, op, a, b, val, later) | None
+   graph.topo(root) and graph.flatten of it: nodes the list topo gives, op, a
+   and b the bytes of flatten's lists as int32, val the bytes of the values as
+   doubles, except at the positions in `later` (the bytes of int32): there the
+   value is not a plain slot holding a float, and the caller reads it. None
+   for anything but the plain case (see above). */
 static PyObject *walk(PyObject *self, PyObject *root)
 {
     (void)self;
     struct walk w;
     memset(&w, 0, sizeof w);
-    PyObject *res = NULL, *nodes = NULL, *ob = NULL, *ab = NULL, *bb = NULL, *vb = NULL;
-    w.tab = PyMem_Calloc(1024, sizeof w.tab[0]);
-    if (w.tab == NULL) {
+    PyObject *res = NULL, *nodes = NULL, *ob = NULL, *ab = NULL, *bb = NULL, *vb = NULL,
+             *lb = NULL;
+    int32_t *later = NULL;
+    Py_ssize_t nlater = 0, caplater = 0;
+    w.capp = w.caps = 64;
+    w.dmask = 127;
+    w.pages = PyMem_Malloc((size_t)w.capp * sizeof *w.pages);
+    w.stack = PyMem_Malloc((size_t)w.caps * sizeof *w.stack);
+    w.dir = PyMem_Malloc((w.dmask + 1) * sizeof *w.dir);
+    if (w.pages == NULL || w.stack == NULL || w.dir == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    w.mask = 1023;
+    memset(w.dir, 0xff, (w.dmask + 1) * sizeof *w.dir);
     int r = dfs(&w, root);
-    PyMem_Free(w.tab);                          /* the links are indices now */
-    w.tab = NULL;
-    if (r == OK)
-        r = sort_keys(&w);
     if (r != OK)
         goto other;
-    Py_ssize_t n = w.n;
-    int32_t *pos = w.stack;                     /* walk index -> position */
-    for (Py_ssize_t i = 0; i < n; i++)
-        pos[(uint32_t)w.key[i]] = (int32_t)i;
+    /* the pages in order: the nodes in creation order, numbered */
+    qsort(w.pages, (size_t)w.np, sizeof *w.pages, by_number);
+    memset(w.dir, 0xff, (w.dmask + 1) * sizeof *w.dir);   /* pages moved: index anew */
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < w.np; i++) {
+        struct page *p = w.pages[i];
+        size_t h = page_hash(p->no, w.dmask);
+        while (w.dir[h] >= 0)
+            h = (h + 1) & w.dmask;
+        w.dir[h] = (int32_t)i;
+        for (int j = 0; j < PAGE; j++)
+            if (p->obj[j] != NULL)
+                p->pos[j] = (int32_t)n++;
+    }
+    w.last = NULL;
     if ((ob = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
         || (ab = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
         || (bb = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
@@ -515,56 +574,74 @@ static PyObject *walk(PyObject *self, PyObject *root)
     int32_t *po = (int32_t *)PyBytes_AsString(ob), *pa = (int32_t *)PyBytes_AsString(ab),
             *pb = (int32_t *)PyBytes_AsString(bb);
     double *pv = (double *)PyBytes_AsString(vb);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t j = (uint32_t)w.key[i];
-        po[i] = w.op[j];
-        pa[i] = w.ca[j] < 0 ? -1 : pos[w.ca[j]];
-        pb[i] = w.cb[j] < 0 ? -1 : pos[w.cb[j]];
-    }
-    /* the values last, as flatten reads them: _data may be a property */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *x = PyObject_GetAttr(w.obj[(uint32_t)w.key[i]], s_data);
-        if (x == NULL) {
-            PyErr_Clear();                      /* the Python code raises it again */
-            goto other;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < w.np; i++) {
+        struct page *p = w.pages[i];
+        for (int j = 0; j < PAGE; j++) {
+            PyObject *v = p->obj[j], *x;
+            if (v == NULL)
+                continue;
+            const struct tinfo *e = known(&w.types, Py_TYPE(v));
+            if (e == NULL || !e->node || int32_of(slot(v, e->op), &po[k]) != OK
+                || (x = slot(v, e->a)) == NULL || position(&w, x, &pa[k]) != OK
+                || (x = slot(v, e->b)) == NULL || position(&w, x, &pb[k]) != OK
+                || (pa[k] < 0 && pb[k] >= 0))
+                goto other;
+            x = e->data >= 0 ? slot(v, e->data) : NULL;
+            if (x != NULL && PyFloat_CheckExact(x))
+                pv[k] = PyFloat_AsDouble(x);
+            else {                              /* the caller reads this one */
+                pv[k] = 0.0;
+                if (nlater == caplater) {
+                    caplater = caplater ? caplater * 2 : 64;
+                    void *q = PyMem_Realloc(later, (size_t)caplater * sizeof *later);
+                    if (q == NULL) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    later = q;
+                }
+                later[nlater++] = (int32_t)k;
+            }
+            k++;
         }
-        int plain = PyFloat_CheckExact(x);
-        if (plain)
-            pv[i] = PyFloat_AsDouble(x);
-        Py_DECREF(x);
-        if (!plain)
-            goto other;
     }
-    if ((nodes = PyList_New(n)) == NULL)
+    if ((lb = PyBytes_FromStringAndSize((const char *)later, nlater * 4)) == NULL
+        || (nodes = PyList_New(n)) == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t j = (uint32_t)w.key[i];
-        PyList_SetItem(nodes, i, w.obj[j]);    /* the walk's reference, moved */
-        w.obj[j] = NULL;
-    }
-    res = PyTuple_Pack(5, nodes, ob, ab, bb, vb);
+    k = 0;
+    for (Py_ssize_t i = 0; i < w.np; i++)
+        for (int j = 0; j < PAGE; j++)
+            if (w.pages[i]->obj[j] != NULL) {
+                PyList_SetItem(nodes, k++, w.pages[i]->obj[j]);   /* the page's reference */
+                w.pages[i]->obj[j] = NULL;
+            }
+    res = PyTuple_Pack(6, nodes, ob, ab, bb, vb, lb);
     goto done;
 other:
-    if (PyErr_Occurred())
-        goto done;
-    res = Py_None;
-    Py_INCREF(res);
+    if (!PyErr_Occurred()) {
+        res = Py_None;
+        Py_INCREF(res);
+    }
 done:
     walk_free(&w);
+    PyMem_Free(later);
     Py_XDECREF(nodes);
     Py_XDECREF(ob);
     Py_XDECREF(ab);
     Py_XDECREF(bb);
     Py_XDECREF(vb);
+    Py_XDECREF(lb);
     return res;
 }
 
 /* add_grads(nodes, adj, start) -> int
-   v.grad += adj[i] for nodes[i], i = start, start + 1, ... (adj the bytes of
-   len(nodes) doubles), the same float addition as Python's, each result a
-   new float; it stops at the first node it leaves to the Python code (a
-   type whose grad is not a plain slot, such as Parameter, or a grad that is
-   not an exact float) and returns its index (len(nodes) when done). */
+   v.grad += adj[i] for v = nodes[i], i = start, start + 1, ... (adj the bytes
+   of len(nodes) doubles): the same float addition as Python's, each sum a new
+   float. It stops at the first node it leaves to the Python code (its grad
+   not a plain slot holding a float: a Parameter's, say) and returns its
+   index (len(nodes) when done; start when nodes is not a list or adj not
+   the bytes of as many doubles). TypeError when start is not an int >= 0. */
 static PyObject *add_grads(PyObject *self, PyObject *args)
 {
     PyObject *nodes, *adj, *st;
@@ -574,7 +651,7 @@ static PyObject *add_grads(PyObject *self, PyObject *args)
     Py_ssize_t start = PyLong_CheckExact(st) ? PyLong_AsSsize_t(st) : -1;
     if (start < 0) {
         PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "add_grads: start must be an int from 0");
+        PyErr_SetString(PyExc_TypeError, "add_grads: start must be an int >= 0");
         return NULL;
     }
     if (!PyList_CheckExact(nodes) || !PyBytes_CheckExact(adj)
@@ -582,38 +659,31 @@ static PyObject *add_grads(PyObject *self, PyObject *args)
         return PyLong_FromSsize_t(start);      /* nothing done: all left to Python */
     Py_ssize_t n = PyList_Size(nodes), i = start;
     const char *g = PyBytes_AsString(adj);
-    struct types ts = {{NULL}, 0};
-    PyObject *names[1] = {s_grad};
+    struct types ts;
+    ts.n = 0;
     for (; i < n; i++) {
         PyObject *v = PyList_GetItem(nodes, i);
-        Py_INCREF(v);
-        int r = accepted(&ts, Py_TYPE(v), names, 1, 0, 1);
-        PyObject *old = r == OK ? PyObject_GetAttr(v, s_grad) : NULL;
+        Py_INCREF(v);                          /* held: type_info may run Python code */
+        const struct tinfo *e = type_info(&ts, Py_TYPE(v));
+        PyObject *old = e != NULL && e->grads && Py_TYPE(v) == e->t ? slot(v, e->grad) : NULL;
         if (old == NULL || !PyFloat_CheckExact(old)) {
-            Py_XDECREF(old);
             Py_DECREF(v);
-            if (r == FAIL || (r == OK && old == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError)))
-                goto fail;
-            PyErr_Clear();
             break;                             /* the Python code does this one */
         }
         double x;
-        memcpy(&x, g + 8 * i, 8);
+        memcpy(&x, g + 8 * i, sizeof x);
         PyObject *sum = PyFloat_FromDouble(PyFloat_AsDouble(old) + x);
-        Py_DECREF(old);
-        if (sum == NULL || PyObject_SetAttr(v, s_grad, sum) < 0) {
-            Py_XDECREF(sum);
+        if (sum == NULL) {
             Py_DECREF(v);
-            goto fail;
+            types_clear(&ts);
+            return NULL;
         }
-        Py_DECREF(sum);
+        memcpy((char *)v + e->grad, &sum, sizeof sum);   /* as the slot's setter does */
+        Py_DECREF(old);                        /* a float: freeing it calls nothing */
         Py_DECREF(v);
     }
     types_clear(&ts);
     return PyLong_FromSsize_t(i);
-fail:
-    types_clear(&ts);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -621,9 +691,10 @@ static PyMethodDef methods[] = {
      "rows_to_doubles(rows, width) -> bytes | None: a list of rows of width floats or "
      "ints as the bytes of their doubles, row-major; None for anything else."},
     {"walk", walk, METH_O,
-     "walk(root) -> (nodes, op, a, b, val) | None: graph.topo(root) and graph.flatten of it, "
-     "op/a/b as the bytes of int32 arrays, val as the bytes of doubles; None for anything "
-     "but plain nodes (the Python code then does it)."},
+     "walk(root) -> (nodes, op, a, b, val, later) | None: graph.topo(root) and graph.flatten "
+     "of it, op/a/b as the bytes of int32 arrays, val as the bytes of doubles but at the "
+     "positions in later (bytes of int32), left to the caller; None for anything but plain "
+     "nodes (the Python code then does it)."},
     {"add_grads", add_grads, METH_VARARGS,
      "add_grads(nodes, adj, start) -> int: v.grad += adj[i] for nodes[i] from start on "
      "(adj the bytes of doubles), stopping at the first node left to the Python code: "
@@ -644,14 +715,14 @@ static int init_names(void)
         {&s_grad, "grad"}, {&s_mro, "__mro__"}, {&s_dict, "__dict__"},
         {&s_getattribute, "__getattribute__"}, {&s_getattr, "__getattr__"},
         {&s_setattr, "__setattr__"}, {&s_hash, "__hash__"}, {&s_eq, "__eq__"},
+        {&s_del, "__del__"}, {&s_objclass, "__objclass__"}, {&s_basicsize, "__basicsize__"},
+        {&s_new, "__new__"}, {&s_set, "__set__"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (*names[k].at == NULL && (*names[k].at = PyUnicode_InternFromString(names[k].name)) == NULL)
             return -1;
-    link_names[0] = s_a;
-    link_names[1] = s_b;
-    link_names[2] = s_op;
-    link_names[3] = s_id;
+    if (member_type != NULL)
+        return 0;
     PyObject *types = PyImport_ImportModule("types");
     if (types == NULL)
         return -1;

@@ -79,8 +79,11 @@ def flat_graph(root):
         nodes = topo(root)
         op, a, b, val = flatten(nodes)
         return nodes, op, a, b, array("d", val)
-    nodes, op, a, b, val = r                      # bytes: as int32 and doubles
-    return (nodes, *(memoryview(x).cast("i") for x in (op, a, b)), array("d", val))
+    nodes, op, a, b, val, later = r               # bytes: of int32 and of doubles
+    val = array("d", val)
+    for i in memoryview(later).cast("i"):         # values C leaves to Python (a
+        val[i] = nodes[i]._data                   # Parameter's), read last as in flatten
+    return (nodes, *(memoryview(x).cast("i") for x in (op, a, b)), val)
 
 
 def add_grads(nodes, adj):
