@@ -356,10 +356,15 @@ static int id_key(PyObject *o, const struct tinfo *e, uint64_t *key)
 }
 
 #define PAGE 256
+enum { HAS_A = 1, HAS_B = 2, LATER = 4 };
 struct page {
-    uint64_t no;                /* ids no * PAGE to no * PAGE + PAGE - 1 (as keys) */
+    uint64_t no;                /* the ids (as keys) no * PAGE to no * PAGE + PAGE - 1 */
     PyObject *obj[PAGE];        /* the node of each id, owned, or NULL */
+    uint64_t ka[PAGE], kb[PAGE];    /* the keys of its inputs (with HAS_A, HAS_B) */
+    double val[PAGE];           /* its value (unless LATER: left to the caller) */
+    int32_t op[PAGE];           /* its op code */
     int32_t pos[PAGE];          /* its position in creation order */
+    uint8_t flag[PAGE];
 };
 
 struct walk {
@@ -368,7 +373,7 @@ struct walk {
     int32_t *dir;               /* page number -> index in pages (-1: none), open addressing */
     size_t dmask;
     struct page *last;          /* the page of the last lookup */
-    PyObject **stack;           /* nodes to look into (held by their pages) */
+    struct todo { struct page *p; Py_ssize_t j; } *stack;   /* nodes to look into */
     Py_ssize_t sp, caps;
     Py_ssize_t n;               /* nodes found */
     struct types types;
@@ -379,25 +384,32 @@ static size_t page_hash(uint64_t no, size_t mask)
     return (size_t)((no * 0x9E3779B97F4A7C15ull) >> 32) & mask;
 }
 
+static void dir_put(int32_t *dir, size_t mask, uint64_t no, int32_t i)
+{
+    size_t h = page_hash(no, mask);
+    while (dir[h] >= 0)
+        h = (h + 1) & mask;
+    dir[h] = i;
+}
+
 /* The page of page number no, made when new if `make`; NULL when there is
-   none (or FAIL's exception set, or the pages would be too sparse: OTHER). */
+   none, when the pages would take much more memory than the nodes (OTHER),
+   or out of memory (FAIL, MemoryError set). */
 static struct page *page_of(struct walk *w, uint64_t no, int make)
 {
     if (w->last != NULL && w->last->no == no)
         return w->last;
-    size_t h = page_hash(no, w->dmask);
-    for (; w->dir[h] >= 0; h = (h + 1) & w->dmask)
+    for (size_t h = page_hash(no, w->dmask); w->dir[h] >= 0; h = (h + 1) & w->dmask)
         if (w->pages[w->dir[h]]->no == no)
             return w->last = w->pages[w->dir[h]];
-    if (!make || (w->np + 1) * PAGE > 16 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 2)
+    if (!make || (w->np + 1) * PAGE > 8 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 4)
         return NULL;                            /* too sparse: not the plain case */
     if (w->np == w->capp) {
-        Py_ssize_t cap = w->capp * 2;
-        void *q = PyMem_Realloc(w->pages, (size_t)cap * sizeof *w->pages);
+        void *q = PyMem_Realloc(w->pages, (size_t)w->capp * 2 * sizeof *w->pages);
         if (q == NULL)
             return PyErr_NoMemory(), NULL;
         w->pages = q;
-        w->capp = cap;
+        w->capp *= 2;
     }
     if ((size_t)(w->np + 1) * 2 > w->dmask + 1) {        /* the directory, twice as large */
         size_t cap = (w->dmask + 1) * 2;
@@ -405,55 +417,60 @@ static struct page *page_of(struct walk *w, uint64_t no, int make)
         if (d == NULL)
             return PyErr_NoMemory(), NULL;
         memset(d, 0xff, cap * sizeof *d);
-        for (Py_ssize_t i = 0; i < w->np; i++) {
-            size_t g = page_hash(w->pages[i]->no, cap - 1);
-            while (d[g] >= 0)
-                g = (g + 1) & (cap - 1);
-            d[g] = (int32_t)i;
-        }
+        for (Py_ssize_t i = 0; i < w->np; i++)
+            dir_put(d, cap - 1, w->pages[i]->no, (int32_t)i);
         PyMem_Free(w->dir);
         w->dir = d;
         w->dmask = cap - 1;
-        for (h = page_hash(no, w->dmask); w->dir[h] >= 0; h = (h + 1) & w->dmask)
-            ;
     }
-    struct page *p = PyMem_Calloc(1, sizeof *p);
+    struct page *p = PyMem_Malloc(sizeof *p);
     if (p == NULL)
         return PyErr_NoMemory(), NULL;
+    memset(p->obj, 0, sizeof p->obj);
     p->no = no;
-    w->dir[h] = (int32_t)w->np;
+    dir_put(w->dir, w->dmask, no, (int32_t)w->np);
     w->pages[w->np++] = p;
     return w->last = p;
 }
 
-/* o, met as the root or as an input: a new node (held, and to look into), or
-   one met before. OTHER when it is not a node, or another has its id. */
-static int visit(struct walk *w, PyObject *o)
+/* o, met as the root or as an input: a new node (held, its op code and value
+   read, to be looked into), or one met before. *key its id's key. OTHER when
+   it is not a node, or another node has its id. */
+static int visit(struct walk *w, PyObject *o, uint64_t *key)
 {
     const struct tinfo *e = type_info(&w->types, Py_TYPE(o));
-    uint64_t key;
-    if (e == NULL || !e->node || id_key(o, e, &key) != OK)
+    if (e == NULL || !e->node || id_key(o, e, key) != OK)
         return OTHER;
-    struct page *p = page_of(w, key / PAGE, 1);
+    struct page *p = page_of(w, *key / PAGE, 1);
     if (p == NULL)
         return PyErr_Occurred() ? FAIL : OTHER;
-    PyObject **at = &p->obj[key % PAGE];
-    if (*at == o)
+    Py_ssize_t j = (Py_ssize_t)(*key % PAGE);
+    if (p->obj[j] == o)
         return OK;
-    if (*at != NULL || w->n == INT32_MAX)
+    if (p->obj[j] != NULL || w->n == INT32_MAX)
         return OTHER;                           /* two nodes with one id, or too many */
+    if (int32_of(slot(o, e->op), &p->op[j]) != OK)
+        return OTHER;
+    PyObject *x = e->data >= 0 ? slot(o, e->data) : NULL;
+    p->flag[j] = 0;
+    if (x != NULL && PyFloat_CheckExact(x))
+        p->val[j] = PyFloat_AsDouble(x);
+    else {
+        p->val[j] = 0.0;                        /* the caller reads it (a property) */
+        p->flag[j] = LATER;
+    }
     if (w->sp == w->caps) {
-        Py_ssize_t cap = w->caps * 2;
-        void *q = PyMem_Realloc(w->stack, (size_t)cap * sizeof *w->stack);
+        void *q = PyMem_Realloc(w->stack, (size_t)w->caps * 2 * sizeof *w->stack);
         if (q == NULL)
             return PyErr_NoMemory(), FAIL;
         w->stack = q;
-        w->caps = cap;
+        w->caps *= 2;
     }
     Py_INCREF(o);
-    *at = o;
+    p->obj[j] = o;
     w->n++;
-    w->stack[w->sp++] = o;
+    w->stack[w->sp].p = p;
+    w->stack[w->sp++].j = j;
     return OK;
 }
 
@@ -461,9 +478,11 @@ static int visit(struct walk *w, PyObject *o)
    its _b; a node whose _a is None is a leaf, and then its _b must be None). */
 static int dfs(struct walk *w, PyObject *root)
 {
-    int r = visit(w, root);
+    uint64_t key;
+    int r = visit(w, root, &key);
     while (r == OK && w->sp > 0) {
-        PyObject *v = w->stack[--w->sp];
+        struct todo t = w->stack[--w->sp];
+        PyObject *v = t.p->obj[t.j];
         const struct tinfo *e = known(&w->types, Py_TYPE(v));
         if (e == NULL || !e->node)
             return OTHER;                       /* its class changed meanwhile */
@@ -477,31 +496,22 @@ static int dfs(struct walk *w, PyObject *root)
         }
         Py_INCREF(a);                           /* held: visit() may run Python code */
         Py_INCREF(b);
-        r = visit(w, a);
-        if (r == OK && b != Py_None)
-            r = visit(w, b);
+        if ((r = visit(w, a, &t.p->ka[t.j])) == OK) {
+            t.p->flag[t.j] |= HAS_A;
+            if (b != Py_None && (r = visit(w, b, &t.p->kb[t.j])) == OK)
+                t.p->flag[t.j] |= HAS_B;
+        }
         Py_DECREF(a);
         Py_DECREF(b);
     }
     return r;
 }
 
-/* The position of input x, a node the walk has found (OTHER otherwise). */
-static int position(struct walk *w, PyObject *x, int32_t *out)
+/* The position of the node of id key (one the walk has found). */
+static int32_t position(struct walk *w, uint64_t key)
 {
-    if (x == Py_None) {
-        *out = -1;
-        return OK;
-    }
-    const struct tinfo *e = known(&w->types, Py_TYPE(x));
-    uint64_t key;
-    if (e == NULL || !e->node || id_key(x, e, &key) != OK)
-        return OTHER;
     struct page *p = page_of(w, key / PAGE, 0);
-    if (p == NULL || p->obj[key % PAGE] != x)
-        return OTHER;
-    *out = p->pos[key % PAGE];
-    return OK;
+    return p == NULL ? -1 : p->pos[key % PAGE];     /* never NULL: it was found */
 }
 
 static int by_number(const void *x, const void *y)
@@ -536,8 +546,6 @@ static PyObject *walk(PyObject *self, PyObject *root)
     memset(&w, 0, sizeof w);
     PyObject *res = NULL, *nodes = NULL, *ob = NULL, *ab = NULL, *bb = NULL, *vb = NULL,
              *lb = NULL;
-    int32_t *later = NULL;
-    Py_ssize_t nlater = 0, caplater = 0;
     w.capp = w.caps = 64;
     w.dmask = 127;
     w.pages = PyMem_Malloc((size_t)w.capp * sizeof *w.pages);
@@ -551,71 +559,47 @@ static PyObject *walk(PyObject *self, PyObject *root)
     int r = dfs(&w, root);
     if (r != OK)
         goto other;
-    /* the pages in order: the nodes in creation order, numbered */
+    /* the pages in order of their numbers: the nodes in creation order */
     qsort(w.pages, (size_t)w.np, sizeof *w.pages, by_number);
     memset(w.dir, 0xff, (w.dmask + 1) * sizeof *w.dir);   /* pages moved: index anew */
-    Py_ssize_t n = 0;
+    Py_ssize_t n = 0, nlater = 0;
     for (Py_ssize_t i = 0; i < w.np; i++) {
         struct page *p = w.pages[i];
-        size_t h = page_hash(p->no, w.dmask);
-        while (w.dir[h] >= 0)
-            h = (h + 1) & w.dmask;
-        w.dir[h] = (int32_t)i;
+        dir_put(w.dir, w.dmask, p->no, (int32_t)i);
         for (int j = 0; j < PAGE; j++)
-            if (p->obj[j] != NULL)
+            if (p->obj[j] != NULL) {
                 p->pos[j] = (int32_t)n++;
+                nlater += (p->flag[j] & LATER) != 0;
+            }
     }
     w.last = NULL;
     if ((ob = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
         || (ab = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
         || (bb = PyBytes_FromStringAndSize(NULL, n * 4)) == NULL
-        || (vb = PyBytes_FromStringAndSize(NULL, n * 8)) == NULL)
+        || (vb = PyBytes_FromStringAndSize(NULL, n * 8)) == NULL
+        || (lb = PyBytes_FromStringAndSize(NULL, nlater * 4)) == NULL
+        || (nodes = PyList_New(n)) == NULL)
         goto done;
     int32_t *po = (int32_t *)PyBytes_AsString(ob), *pa = (int32_t *)PyBytes_AsString(ab),
-            *pb = (int32_t *)PyBytes_AsString(bb);
+            *pb = (int32_t *)PyBytes_AsString(bb), *pl = (int32_t *)PyBytes_AsString(lb);
     double *pv = (double *)PyBytes_AsString(vb);
     Py_ssize_t k = 0;
     for (Py_ssize_t i = 0; i < w.np; i++) {
         struct page *p = w.pages[i];
         for (int j = 0; j < PAGE; j++) {
-            PyObject *v = p->obj[j], *x;
-            if (v == NULL)
+            if (p->obj[j] == NULL)
                 continue;
-            const struct tinfo *e = known(&w.types, Py_TYPE(v));
-            if (e == NULL || !e->node || int32_of(slot(v, e->op), &po[k]) != OK
-                || (x = slot(v, e->a)) == NULL || position(&w, x, &pa[k]) != OK
-                || (x = slot(v, e->b)) == NULL || position(&w, x, &pb[k]) != OK
-                || (pa[k] < 0 && pb[k] >= 0))
-                goto other;
-            x = e->data >= 0 ? slot(v, e->data) : NULL;
-            if (x != NULL && PyFloat_CheckExact(x))
-                pv[k] = PyFloat_AsDouble(x);
-            else {                              /* the caller reads this one */
-                pv[k] = 0.0;
-                if (nlater == caplater) {
-                    caplater = caplater ? caplater * 2 : 64;
-                    void *q = PyMem_Realloc(later, (size_t)caplater * sizeof *later);
-                    if (q == NULL) {
-                        PyErr_NoMemory();
-                        goto done;
-                    }
-                    later = q;
-                }
-                later[nlater++] = (int32_t)k;
-            }
-            k++;
+            int f = p->flag[j];
+            po[k] = p->op[j];
+            pa[k] = f & HAS_A ? position(&w, p->ka[j]) : -1;
+            pb[k] = f & HAS_B ? position(&w, p->kb[j]) : -1;
+            pv[k] = p->val[j];
+            if (f & LATER)
+                *pl++ = (int32_t)k;
+            PyList_SetItem(nodes, k++, p->obj[j]);   /* the page's reference */
+            p->obj[j] = NULL;
         }
     }
-    if ((lb = PyBytes_FromStringAndSize((const char *)later, nlater * 4)) == NULL
-        || (nodes = PyList_New(n)) == NULL)
-        goto done;
-    k = 0;
-    for (Py_ssize_t i = 0; i < w.np; i++)
-        for (int j = 0; j < PAGE; j++)
-            if (w.pages[i]->obj[j] != NULL) {
-                PyList_SetItem(nodes, k++, w.pages[i]->obj[j]);   /* the page's reference */
-                w.pages[i]->obj[j] = NULL;
-            }
     res = PyTuple_Pack(6, nodes, ob, ab, bb, vb, lb);
     goto done;
 other:
@@ -625,7 +609,6 @@ other:
     }
 done:
     walk_free(&w);
-    PyMem_Free(later);
     Py_XDECREF(nodes);
     Py_XDECREF(ob);
     Py_XDECREF(ab);
