@@ -619,12 +619,17 @@ done:
 }
 
 /* add_grads(nodes, adj, start) -> int
-   v.grad += adj[i] for v = nodes[i], i = start, start + 1, ... (adj the bytes
-   of len(nodes) doubles): the same float addition as Python's, each sum a new
-   float. It stops at the first node it leaves to the Python code (its grad
-   not a plain slot holding a float: a Parameter's, say) and returns its
-   index (len(nodes) when done; start when nodes is not a list or adj not
-   the bytes of as many doubles). TypeError when start is not an int >= 0. */
+   `v.grad += adj[i]` for v = nodes[i], i = start, start + 1, ... (adj the
+   bytes of len(nodes) doubles), in order. Where v's grad is a plain slot
+   holding a float, the sum is made and stored here (the same float addition,
+   a new float, stored as the slot's setter stores it); anywhere else (a
+   Parameter's grad is a property) it is done as Python does it: the
+   attribute read, `+=` with the float adj[i], the attribute set, which may
+   run Python code; after that each type is checked again before a slot is
+   written. Returns len(nodes), or start when nodes is not a list or adj not
+   the bytes of as many doubles (nothing done); raises what `v.grad += x`
+   raises, at the node where Python would, and TypeError when start is not an
+   int >= 0. */
 static PyObject *add_grads(PyObject *self, PyObject *args)
 {
     PyObject *nodes, *adj, *st;
@@ -644,29 +649,44 @@ static PyObject *add_grads(PyObject *self, PyObject *args)
     const char *g = PyBytes_AsString(adj);
     struct types ts;
     ts.n = 0;
-    for (; i < n; i++) {
-        PyObject *v = PyList_GetItem(nodes, i);
-        Py_INCREF(v);                          /* held: type_info may run Python code */
-        const struct tinfo *e = type_info(&ts, Py_TYPE(v));
-        PyObject *old = e != NULL && e->grads && Py_TYPE(v) == e->t ? slot(v, e->grad) : NULL;
-        if (old == NULL || !PyFloat_CheckExact(old)) {
-            Py_DECREF(v);
-            break;                             /* the Python code does this one */
-        }
+    int ran = 0;                               /* Python code may have run */
+    PyObject *v = NULL, *old, *sum;
+    for (; i < n && i < PyList_Size(nodes); i++) {
         double x;
+        v = PyList_GetItem(nodes, i);
         memcpy(&x, g + 8 * i, sizeof x);
-        PyObject *sum = PyFloat_FromDouble(PyFloat_AsDouble(old) + x);
-        if (sum == NULL) {
-            Py_DECREF(v);
+        Py_INCREF(v);                          /* held: Python code may run */
+        if (ran) {                             /* a class may have changed: look again */
             types_clear(&ts);
-            return NULL;
+            ran = 0;
         }
-        memcpy((char *)v + e->grad, &sum, sizeof sum);   /* as the slot's setter does */
-        Py_DECREF(old);                        /* a float: freeing it calls nothing */
+        const struct tinfo *e = type_info(&ts, Py_TYPE(v));
+        if (e != NULL && e->grads && (old = slot(v, e->grad)) != NULL && PyFloat_CheckExact(old)) {
+            if ((sum = PyFloat_FromDouble(PyFloat_AsDouble(old) + x)) == NULL)
+                goto fail;
+            memcpy((char *)v + e->grad, &sum, sizeof sum);   /* as the slot's setter */
+            Py_DECREF(old);                    /* a float: freeing it calls nothing */
+            Py_DECREF(v);
+            continue;
+        }
+        ran = 1;                               /* as Python: v.grad += x */
+        PyObject *xo = PyFloat_FromDouble(x);
+        old = xo != NULL ? PyObject_GetAttr(v, s_grad) : NULL;
+        sum = old != NULL ? PyNumber_InPlaceAdd(old, xo) : NULL;
+        int r = sum != NULL ? PyObject_SetAttr(v, s_grad, sum) : -1;
+        Py_XDECREF(xo);
+        Py_XDECREF(old);
+        Py_XDECREF(sum);
+        if (r < 0)
+            goto fail;
         Py_DECREF(v);
     }
     types_clear(&ts);
     return PyLong_FromSsize_t(i);
+fail:
+    Py_DECREF(v);
+    types_clear(&ts);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {

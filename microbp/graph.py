@@ -87,20 +87,15 @@ def flat_graph(root):
 
 
 def add_grads(nodes, adj):
-    """node.grad += adj[i] for the i-th of nodes, in order; in C when
-    microbp._pyread is built and adj is an array of doubles, for every node
-    whose grad is a plain slot holding a float (the rest here, in turn)."""
-    if _c_add_grads is None or not (type(adj) is array and adj.typecode == "d"):
-        for v, x in zip(nodes, adj):
-            v.grad += x
-        return
-    buf, n, i = adj.tobytes(), len(nodes), 0
-    while i < n:
-        i = _c_add_grads(nodes, buf, i)      # up to the first node it leaves here
-        if i < n:
-            v = nodes[i]
-            v.grad += adj[i]
-            i += 1
+    """node.grad += adj[i] for the i-th of nodes, in order: in C when
+    microbp._pyread is built and adj is an array of doubles (a plain slot
+    holding a float is added to there, any other grad as here)."""
+    i = 0
+    if _c_add_grads is not None and type(adj) is array and adj.typecode == "d":
+        i = _c_add_grads(nodes, adj.tobytes(), 0)   # all of them, unless it takes none
+    for k in range(i, len(nodes)):
+        v = nodes[k]
+        v.grad += adj[k]
 
 
 def backward(root):

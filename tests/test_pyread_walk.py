@@ -580,16 +580,43 @@ def test_add_grads_adds_as_python_does():
     assert all(type(v.grad) is float for v in nodes)
 
 
-def test_add_grads_stops_where_python_takes_over():
+def test_add_grads_does_as_python_where_the_grad_is_not_a_float_slot():
     store = ParamStore()
     a, p, b = Value(1.0), store.new(2.0), Value(3.0)
     b.grad = 7                                  # an int: Python's + makes the float
     adj = array("d", [0.5, 0.25, 0.125]).tobytes()
-    assert add_grads([a, p, b], adj, 0) == 1    # a done; the Parameter left to Python
-    assert a.grad == 0.5 and p.grad == 0.0
-    assert add_grads([a, p, b], adj, 2) == 2    # an int grad: left to Python
-    assert add_grads([a, p, b], adj, 3) == 3
-    assert b.grad == 7
+    assert add_grads([a, p, b], adj, 0) == 3
+    assert (a.grad, p.grad, b.grad) == (0.5, 0.25, 7.125)
+    assert store._grad.tolist() == [0.25]
+    assert add_grads([a, p, b], adj, 2) == 3    # from start on
+    assert (a.grad, p.grad, b.grad) == (0.5, 0.25, 7.25)
+
+
+def test_add_grads_raises_where_python_raises():
+    class Fussy(Value):
+        __slots__ = ()
+
+        @property
+        def grad(self):
+            return 1.0
+
+        @grad.setter
+        def grad(self, x):
+            if x > 1.5:
+                raise ValueError("too steep")
+
+    def run(add):
+        nodes = [Value(1.0), bare(Fussy, _data=1.0), Value(2.0)]
+        adj = array("d", [0.25, 1.0, 0.5])
+        return outcome(lambda: add(nodes, adj)), [v.grad for v in nodes]
+
+    def python(nodes, adj):
+        for v, x in zip(nodes, adj):
+            v.grad += x
+
+    got = run(lambda nodes, adj: add_grads(nodes, adj.tobytes(), 0))
+    assert got == run(python)
+    assert got == ((ValueError, "too steep"), [0.25, 1.0, 0.0])
 
 
 def test_add_grads_with_arguments_it_does_not_take():
@@ -602,7 +629,8 @@ def test_add_grads_with_arguments_it_does_not_take():
     for bad in (-1, 0.0, "0", None, True):
         with pytest.raises(TypeError):
             add_grads([a], adj, bad)
-    assert add_grads([3, None], adj + adj, 0) == 0
+    with pytest.raises(AttributeError):         # as `(3).grad += 0.5` raises
+        add_grads([3, None], adj + adj, 0)
     assert a.grad == 0.0
 
 
