@@ -2,17 +2,25 @@
 
 The C core (microbp.c, through cffi) sees only flat arrays; turning Python
 lists into those arrays, one object at a time, is what is left of a training
-step's Python work at small widths. This module does that part in C.
+step's Python work at small widths, and turning a Value graph into them (and
+the gradients back into the Values) is most of an eager backward() at scale.
+This module does those parts in C.
 
 Every function here is a fast path with a Python twin that has the last word:
 it returns None for anything but the plain case (exact lists, tuples, floats
-and ints), and the caller then runs the Python code, which accepts the same
-inputs, computes the same doubles and raises the errors that name the bad
-entry. So nothing here raises for bad input: only MemoryError.
+and ints; for walk, nodes whose links are plain slots), and the caller then
+runs the Python code, which accepts the same inputs, computes the same
+doubles and raises the errors that name the bad entry. So nothing here raises
+for bad input: only MemoryError. add_grads is the one exception: it does all
+of the Python loop it replaces, and so raises what that loop raises, where
+it raises it.
 
 No Python code runs while a function reads its argument (only exact builtin
-types are read, and reading them calls nothing), so with the GIL held no
-other thread can change a list under it.
+types and plain slots are read, and reading them calls nothing), so with the
+GIL held no other thread can change a list under it. The only Python code
+that can run is in the first look at a type (see walk below), and in
+add_grads where the loop it replaces would run it; what is read is held by a
+strong reference across either.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
