@@ -14,7 +14,7 @@ import sys
 from array import array
 
 import pytest
-from hypothesis import given
+from hypothesis import given, strategies as st
 
 import microbp
 from microbp import Value, engine, graph
@@ -645,3 +645,64 @@ def test_walk_and_add_grads_keep_no_references():
         del r
     gc.collect()
     assert [sys.getrefcount(v) for v in nodes] == before
+
+
+# -- tampered graphs: backward() with and without the C parts ------------------------
+
+_UNSET = object()
+
+
+def _show(g):
+    return ("a node", repr(g.data)) if isinstance(g, Value) else repr(g)
+
+
+def _snapshot(objs):
+    return [(v, getattr(v, "grad", _UNSET)) for v in objs]
+
+
+def _restore(snap):
+    for v, g in snap:
+        if g is _UNSET:
+            try:
+                delattr(v, "grad")
+            except AttributeError:
+                pass
+        else:
+            v.grad = g
+
+
+@needs_c
+@SETTINGS
+@given(graphs(max_nodes=40), st.lists(st.tuples(st.integers(0, 10 ** 6),
+                                                st.sampled_from(["_a", "_b", "_id", "_op",
+                                                                 "_data", "grad"]),
+                                                st.integers(0, 12)), max_size=4))
+def test_backward_of_tampered_graphs_does_what_python_does(steps, tampering):
+    """Links, ids, op codes, values and grads set by hand to anything: the C
+    parts give the outcome of the Python code (same grads, or same error)."""
+    store = ParamStore()
+    _, out = make(steps, store)
+    nodes = graph.topo(out)
+    for k, attr, what in tampering:
+        v, w = nodes[k % len(nodes)], nodes[(k // 7) % len(nodes)]
+        x = [None, w, v, 3, 2 ** 70, -1, 1.5, "s", object(), True, math.nan,
+             Parameter(0.5), 99][what]
+        if isinstance(v, Parameter) and attr in ("_data", "grad") and not isinstance(x, float):
+            continue                            # a store holds floats only
+        try:
+            setattr(v, attr, x)
+        except (TypeError, ValueError):
+            pass
+    objs = list(all_nodes_loose(out))
+    snap = _snapshot(objs)
+    results = []
+    for c_parts in (True, False):
+        _restore(snap)
+        with pytest.MonkeyPatch.context() as mp:
+            if not c_parts:
+                mp.setattr(graph, "_c_walk", None)
+                mp.setattr(graph, "_c_add_grads", None)
+            with microbp.use_backend("c"):
+                r = outcome(out.backward)
+        results.append((r, [_show(getattr(v, "grad", _UNSET)) for v in objs]))
+    assert results[0] == results[1]
