@@ -241,9 +241,11 @@ done:
     Py_XDECREF(cls);
 #endif
     (void)size;
-    Py_INCREF(d);
-    probed[nprobed].descr = d;
-    probed[nprobed++].off = off;
+    if (nprobed < NPROBED) {                   /* still room after the Python code run */
+        Py_INCREF(d);
+        probed[nprobed].descr = d;
+        probed[nprobed++].off = off;
+    }
     return off;
 }
 
@@ -447,8 +449,8 @@ static struct page *page_of(struct walk *w, uint64_t no, int make)
 static int visit(struct walk *w, PyObject *o, uint64_t *key)
 {
     const struct tinfo *e = type_info(&w->types, Py_TYPE(o));
-    if (e == NULL || !e->node || id_key(o, e, key) != OK)
-        return OTHER;
+    if (e == NULL || e->t != Py_TYPE(o) || !e->node || id_key(o, e, key) != OK)
+        return OTHER;                           /* (its class may change meanwhile) */
     struct page *p = page_of(w, *key / PAGE, 1);
     if (p == NULL)
         return PyErr_Occurred() ? FAIL : OTHER;
@@ -669,7 +671,8 @@ static PyObject *add_grads(PyObject *self, PyObject *args)
             ran = 0;
         }
         const struct tinfo *e = type_info(&ts, Py_TYPE(v));
-        if (e != NULL && e->grads && (old = slot(v, e->grad)) != NULL && PyFloat_CheckExact(old)) {
+        if (e != NULL && e->t == Py_TYPE(v) && e->grads && (old = slot(v, e->grad)) != NULL
+            && PyFloat_CheckExact(old)) {
             if ((sum = PyFloat_FromDouble(PyFloat_AsDouble(old) + x)) == NULL)
                 goto fail;
             memcpy((char *)v + e->grad, &sum, sizeof sum);   /* as the slot's setter */
