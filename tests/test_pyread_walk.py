@@ -1,10 +1,11 @@
 """microbp._pyread's walk() and add_grads() (csrc/pyread.c), the C that walks
 a Value graph, flattens it and writes the gradients back in the C backend's
-backward(). They are fast paths: for plain graphs they must give the very
-nodes, arrays and doubles of graph.topo + graph.flatten and of the Python
-loop `v.grad += x`, and for anything else hand the work back (None, or the
-index of the node left to Python), so that backward() does what the Python
-code does: the same gradients, or the same error.
+backward(). walk is a fast path: for plain graphs it must give the very
+nodes, arrays and doubles of graph.topo + graph.flatten, and for anything
+else hand the work back (None). add_grads does the whole Python loop
+`v.grad += x`: in C where a grad is a float slot, as Python elsewhere. So
+backward() does what the Python code does, with and without them: the same
+gradients, or the same error.
 """
 import gc
 import math
@@ -20,7 +21,7 @@ import microbp
 from microbp import Value, engine, graph
 from microbp.params import ParamStore, Parameter
 
-from test_random_graphs import EDGE, SETTINGS, graphs
+from test_random_graphs import SETTINGS, graphs
 
 pytestmark = pytest.mark.skipif(graph._c_walk is None, reason="microbp._pyread is not built")
 walk, add_grads = graph._c_walk, graph._c_add_grads
@@ -281,11 +282,12 @@ def _unset_child():
     return x
 
 
-def _bad(attr, value):
+def _bad(attr, value, on_input=False):
+    """A graph x * 3.0 whose output (or input x) has attr set to value by hand."""
     def f():
         x = Value(1.0)
         y = x * 3.0
-        setattr(y if attr != "x_id" else x, attr.lstrip("x"), value)
+        setattr(x if on_input else y, attr, value)
         return y
     return f
 
@@ -331,7 +333,7 @@ NOT_PLAIN = {
     "an unset input": _unset_child,
     "an id a str": _bad("_id", "1"),
     "an id a float": _bad("_id", 1.0),
-    "an id a bool": _bad("x_id", True),
+    "an id a bool": _bad("_id", True, on_input=True),
     "an id past int64": _bad("_id", 2 ** 64),
     "an op a str": _bad("_op", "add"),
     "an op past int32": _bad("_op", 2 ** 40),
