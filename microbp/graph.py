@@ -11,12 +11,23 @@ swept where it stands, Value by Value, with the adjoints in a dict, by a
 function written from the op table below: the arithmetic of the Python
 executor's flat sweep (pyexec), without the flat arrays, and each .grad
 written as soon as its node is done.
+
+In the C backend the walk, the flattening and the writing back of the
+.grads are C too when microbp._pyread is built (csrc/pyread.c: walk and
+add_grads, fast paths that give the very lists and doubles of topo, flatten
+and the loop below, and hand anything but plain nodes back to them).
 """
 import ast
+from array import array
 from operator import attrgetter
 
 from . import anomaly, codegen, ieee, ops
 from .backend import executor, get_backend
+
+try:        # the walk and the .grad write-back in C (csrc/pyread.c), when built
+    from ._pyread import walk as _c_walk, add_grads as _c_add_grads
+except ImportError:
+    _c_walk = _c_add_grads = None
 
 _creation = attrgetter("_id")
 _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attrgetter("_data")
@@ -59,6 +70,34 @@ def flatten(nodes):
     return op, a, b, val
 
 
+def flat_graph(root):
+    """(nodes, op, a, b, val): topo(root) and flatten() of it, op, a and b as
+    lists or read-only views of int32, val as an array of doubles. In C when
+    microbp._pyread is built and every node is plain (else topo and flatten)."""
+    r = _c_walk(root) if _c_walk is not None else None
+    if r is None:
+        nodes = topo(root)
+        op, a, b, val = flatten(nodes)
+        return nodes, op, a, b, array("d", val)
+    nodes, op, a, b, val, later = r               # bytes: of int32 and of doubles
+    val = array("d", val)
+    for i in memoryview(later).cast("i"):         # values C leaves to Python (a
+        val[i] = nodes[i]._data                   # Parameter's), read last as in flatten
+    return (nodes, *(memoryview(x).cast("i") for x in (op, a, b)), val)
+
+
+def add_grads(nodes, adj):
+    """node.grad += adj[i] for the i-th of nodes, in order: in C when
+    microbp._pyread is built and adj is an array of doubles (a plain slot
+    holding a float is added to there, any other grad as here)."""
+    i = 0
+    if _c_add_grads is not None and type(adj) is array and adj.typecode == "d":
+        i = _c_add_grads(nodes, adj.tobytes(), 0)   # all of them, unless it takes none
+    for k in range(i, len(nodes)):
+        v = nodes[k]
+        v.grad += adj[k]
+
+
 def backward(root):
     """Add d root / d node into node.grad for every node below root."""
     if anomaly.enabled():
@@ -68,22 +107,22 @@ def backward(root):
         adj[root] = 1.0
         _sweep(adj)                # gradients and .grad, node by node
         return
-    nodes = topo(root)             # C: a flat program, one sweep, then each .grad
-    g = executor().backward_scalar(*flatten(nodes))
-    for v, x in zip(nodes, g):
-        v.grad += x
+    nodes, op, a, b, val = flat_graph(root)   # C: a flat program, one sweep, then each .grad
+    add_grads(nodes, executor().backward_scalar(op, a, b, val))
 
 
 def _checked_backward(root):
     """backward() inside detect_anomaly(): every gradient is checked before
     any .grad changes."""
-    nodes = topo(root)
-    op, a, b, val = flatten(nodes)
+    if get_backend() == "python":
+        nodes = topo(root)
+        op, a, b, val = flatten(nodes)
+    else:
+        nodes, op, a, b, val = flat_graph(root)
     ex = executor()
     adj = ex.backward_scalar(op, a, b, val)
     anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
-    for v, g in zip(nodes, adj):
-        v.grad += g
+    add_grads(nodes, adj)
 
 
 # -- the sweep over Values, written from the op table ------------------------
