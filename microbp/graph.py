@@ -86,12 +86,12 @@ def flat_graph(root):
     return (nodes, *(memoryview(x).cast("i") for x in (op, a, b)), val)
 
 
-def add_grads(nodes, adj):
-    """node.grad += adj[i] for the i-th of nodes, in order: in C when
+def add_grads(nodes, adj, in_c=True):
+    """node.grad += adj[i] for the i-th of nodes, in order: in C when in_c,
     microbp._pyread is built and adj is an array of doubles (a plain slot
     holding a float is added to there, any other grad as here)."""
     i = 0
-    if _c_add_grads is not None and type(adj) is array and adj.typecode == "d":
+    if in_c and _c_add_grads is not None and type(adj) is array and adj.typecode == "d":
         i = _c_add_grads(nodes, adj.tobytes(), 0)   # all of them, unless it takes none
     for k in range(i, len(nodes)):
         v = nodes[k]
@@ -114,15 +114,16 @@ def backward(root):
 def _checked_backward(root):
     """backward() inside detect_anomaly(): every gradient is checked before
     any .grad changes."""
-    if get_backend() == "python":
+    in_c = get_backend() != "python"
+    if in_c:
+        nodes, op, a, b, val = flat_graph(root)
+    else:
         nodes = topo(root)
         op, a, b, val = flatten(nodes)
-    else:
-        nodes, op, a, b, val = flat_graph(root)
     ex = executor()
     adj = ex.backward_scalar(op, a, b, val)
     anomaly.check_gradients(adj, op, lambda i: nodes[i].label, ex.first_nonfinite)
-    add_grads(nodes, adj)
+    add_grads(nodes, adj, in_c)
 
 
 # -- the sweep over Values, written from the op table ------------------------
