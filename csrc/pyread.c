@@ -712,7 +712,48 @@ fail:
     return NULL;
 }
 
+/* -- untrack(value): a node the cycle collector need not follow ------------
+
+A Value refers only to floats, ints, a str and the Values it was made from,
+all older than itself, so Values make no reference cycles: reference counts
+free every graph. The cycle collector still tracks them (a class with
+__slots__ is a container type) and walks all live ones at each of its full
+collections, which is most of the cost per node of building a big graph.
+untrack() takes a node off its list, as CPython does for tuples and dicts
+that hold only atomic objects. engine.py calls it on the Values it makes
+itself (exact Value, never a subclass). */
+static PyObject *untrack(PyObject *self, PyObject *v)
+{
+    (void)self;
+    if (PyObject_GC_IsTracked(v))
+        PyObject_GC_UnTrack(v);
+    Py_RETURN_NONE;
+}
+
+/* new_untracked(cls): object.__new__(cls) for a class of plain instances (a
+   heap type, not abstract), taken off the collector's lists as it is made:
+   one call for engine.py's interior nodes. */
+static PyObject *new_untracked(PyObject *self, PyObject *cls)
+{
+    (void)self;
+    if (!PyType_Check(cls) || !(PyType_GetFlags((PyTypeObject *)cls) & Py_TPFLAGS_HEAPTYPE)
+        || (PyType_GetFlags((PyTypeObject *)cls) & Py_TPFLAGS_IS_ABSTRACT)) {
+        PyErr_SetString(PyExc_TypeError, "new_untracked(cls): cls must be a concrete class");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot((PyTypeObject *)cls, Py_tp_alloc);
+    PyObject *v = alloc == NULL ? NULL : alloc((PyTypeObject *)cls, 0);
+    if (v != NULL && PyObject_GC_IsTracked(v))
+        PyObject_GC_UnTrack(v);
+    return v;
+}
+
 static PyMethodDef methods[] = {
+    {"untrack", untrack, METH_O,
+     "untrack(value) -> None: take an object that can be in no reference cycle off the "
+     "cycle collector's lists (engine.py: the Values it makes)."},
+    {"new_untracked", new_untracked, METH_O,
+     "new_untracked(cls) -> object.__new__(cls), untracked (engine.py: interior nodes)."},
     {"rows_to_doubles", rows_to_doubles, METH_VARARGS,
      "rows_to_doubles(rows, width) -> bytes | None: a list of rows of width floats or "
      "ints as the bytes of their doubles, row-major; None for anything else."},

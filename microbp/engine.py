@@ -6,6 +6,12 @@ derivatives of every op live side by side in the op table (ops.py); the
 methods below only pick the row. A node holds no closure and no reference to
 its outputs, so a graph is an acyclic web of plain references from the output
 down to the leaves: dropping the output frees it by reference counting alone.
+So Python's cycle collector has nothing to find in a graph, and when
+microbp._pyread is built the Values made here are not tracked by it (as
+CPython does for tuples of numbers): it would otherwise walk every live
+node at each full collection, which made a node cost several times more to
+build in a graph of millions. A cycle made by hand through a Value (setting
+an attribute to an object that refers back to it) is then never collected.
 
 Every new interior value is made by _node(). Two switches act there, each
 free while no block of it is open in any thread: inside `with no_grad():`
@@ -36,6 +42,11 @@ from .ops import (ADD, SUB, MUL, DIV, POW, POWC, NEG, EXP, LOG, TANH, SIGMOID,
                   RELU, ABS, LEAF, CONST)
 
 _next_id = itertools.count().__next__     # creation order is a topological order
+
+try:    # Values make no reference cycles: the cycle collector need not track them
+    from ._pyread import untrack as _untrack, new_untracked as _new_node
+except ImportError:                       # (it does, when the C is not built)
+    _untrack, _new_node = None, object.__new__
 _no_grad = ThreadSwitch()                 # on inside no_grad() blocks, per thread
 _anomaly = anomaly.switch                 # on inside detect_anomaly() blocks
 
@@ -99,6 +110,8 @@ class Value:
         self._op = LEAF
         self._a = self._b = None
         self._id = _next_id()
+        if _untrack is not None and type(self) is Value:
+            _untrack(self)
 
     def __reduce__(self):
         # No creation number crosses a pickle: unpickled nodes get new ones in
@@ -302,7 +315,7 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
 
 def _made(op, data, a, b):
     """The Value of a node, made with no hook (the one place nodes are made)."""
-    v = _new(Value)
+    v = _new_node(Value)
     v._data = data
     v.grad = 0.0
     v.label = ""
@@ -393,8 +406,6 @@ def as_value(x: Operand, what: str) -> Value:
         return _node(CONST, as_float(x, what), None, None)
     raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
 
-
-_new = object.__new__
 
 
 def _const(x: Operand, opname: str) -> Value:

@@ -494,7 +494,9 @@ def test_no_reference_cycles():
         # freed by reference counting alone, before any collection
         assert wr() is None
         assert sys.getrefcount(other) == base_refs
-        assert _live_values() == before + 1          # only `other` is left
+        # only `other` is left (the collector lists it only where Values are
+        # tracked: without microbp._pyread; test_pyread checks the memory)
+        assert _live_values() == before + gc.is_tracked(other)
         assert gc.collect() == 0
         assert gc.garbage == []
     finally:

@@ -117,3 +117,57 @@ def test_a_bad_width_is_a_value_error_not_a_memory_error(rows, width, message, m
     monkeypatch.setattr(microbp.tape, "rows_to_doubles", None)
     with pytest.raises(ValueError, match=message):
         Batch(rows, width)
+
+
+# -- untrack / new_untracked: Values off the cycle collector's lists ----------
+
+def test_values_made_by_microbp_are_not_tracked_by_the_cycle_collector():
+    """Values make no cycles, so the collector need not walk them (what made
+    building big graphs cost more per node); a subclass keeps the default."""
+    import gc
+    from microbp import nn
+    x = Value(0.5)
+    y = (x * 2.0 + 1.0).tanh()
+    out = nn.MLP(2, [3, 1], seed=0)([x, y])
+    for v in (x, y, out, y._a, y._a._a):
+        assert not gc.is_tracked(v), v
+
+    class Mine(Value):
+        pass
+    assert gc.is_tracked(Mine(1.0))
+
+
+def test_a_graph_is_freed_by_reference_counts_alone():
+    import gc
+    import tracemalloc
+    gc.disable()
+    try:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        x = Value(1.0)
+        y = x
+        for _ in range(20000):
+            y = y * 1.0001 + 0.5
+        y.backward()
+        built = tracemalloc.get_traced_memory()[0]
+        del x, y
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+    finally:
+        gc.enable()
+    assert built - before > 20000 * 100          # the graph was there...
+    assert after - before < 20000 * 5            # ...and went with its last reference
+
+
+def test_new_untracked_refuses_what_is_not_a_concrete_heap_class():
+    from microbp._pyread import new_untracked
+    import abc
+    for bad in (1, int, "Value"):
+        with pytest.raises(TypeError, match="concrete class"):
+            new_untracked(bad)
+
+    class Abstract(abc.ABC):
+        @abc.abstractmethod
+        def f(self): ...
+    with pytest.raises(TypeError, match="concrete class"):
+        new_untracked(Abstract)
