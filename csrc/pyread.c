@@ -207,10 +207,13 @@ static int is(PyObject *t, PyObject *name, PyObject *want)
     return r == OK && x == want;
 }
 
-/* Offsets of slots, found once per member descriptor (strong references). */
+/* Offsets of slots, found once per member descriptor (strong references:
+   a descriptor's address names it while it is here). When full, the entry
+   after the last one replaced goes (a program with many such classes probes
+   again, and does not lose the fast path for good). */
 #define NPROBED 32
 static struct { PyObject *descr; Py_ssize_t off; } probed[NPROBED];
-static int nprobed;
+static int nprobed, nreplaced;
 
 /* The offset in an instance at which the member descriptor d keeps its
    object, or -1 when it cannot be told: a fresh instance of d's class is
@@ -222,9 +225,8 @@ static Py_ssize_t slot_offset(PyObject *d)
     for (int k = 0; k < nprobed; k++)
         if (probed[k].descr == d)
             return probed[k].off;
-    if (nprobed == NPROBED)
-        return -1;
     Py_ssize_t off = -1, size = -1;
+    int failed = 0;                            /* a call failed: not kept (MemoryError) */
 #ifndef Py_GIL_DISABLED
     PyObject *cls, *n = NULL, *inst = NULL, *mark = NULL, *r = NULL;
     cls = PyObject_GetAttr(d, s_objclass);
@@ -255,6 +257,7 @@ static Py_ssize_t slot_offset(PyObject *d)
         }
     }
 done:
+    failed = PyErr_Occurred() != NULL;
     PyErr_Clear();
     Py_XDECREF(r);
     Py_XDECREF(inst);
@@ -263,11 +266,23 @@ done:
     Py_XDECREF(cls);
 #endif
     (void)size;
-    if (nprobed < NPROBED) {                   /* still room after the Python code run */
-        Py_INCREF(d);
-        probed[nprobed].descr = d;
-        probed[nprobed++].off = off;
+    if (failed)
+        return -1;
+    for (int k = 0; k < nprobed; k++)          /* (probed meanwhile, by the Python code run) */
+        if (probed[k].descr == d)
+            return probed[k].off;
+    int k = nprobed;
+    if (nprobed < NPROBED)
+        nprobed++;
+    else {
+        k = nreplaced;
+        nreplaced = (nreplaced + 1) % NPROBED;
     }
+    PyObject *old = probed[k].descr;           /* NULL when the entry is new */
+    Py_INCREF(d);
+    probed[k].descr = d;
+    probed[k].off = off;
+    Py_XDECREF(old);                           /* last: freeing it can run Python code */
     return off;
 }
 

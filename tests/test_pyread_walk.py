@@ -234,6 +234,25 @@ def test_walk_of_nodes_of_a_duck_type():
     assert_same_flat(y)
 
 
+def test_walk_of_nodes_of_many_classes_with_slots_of_their_own():
+    """Each class that makes its own _a, _b, ... slots is probed once; past the
+    probe cache's room old entries make way, so a new class (and Value after
+    them) is still walked in C, not handed back for the rest of the process."""
+    def duck(k):
+        slots = ("_data", "grad", "label", "_op", "_a", "_b", "_id")
+        cls = type(f"Duck{k}", (), {"__slots__": slots})
+        d = cls()
+        d._data, d.grad, d.label, d._op, d._a, d._b, d._id = 3.0, 0.0, "", 0, None, None, -1
+        return d
+
+    for k in range(12):                         # 72 descriptors: the cache holds 32
+        d = duck(k)
+        y = Value(2.0) * 1.0
+        y._b = d
+        assert_same_flat(y)
+    assert_same_flat(Value(2.0) * Value(3.0) + 1.0)
+
+
 def test_walk_of_plain_subclasses():
     class Leaf(Value):
         __slots__ = ("__weakref__",)
