@@ -116,14 +116,24 @@ and has no __getattr__: then a set of nodes is a set of identities, as in
 topo, and reading an attribute is reading its slot. Value and its subclasses
 are such types (Parameter among them) unless they override those. Each type
 is checked once per call, its names looked up along its __mro__ in the class
-dicts (as the interpreter does, calling nothing), and a slot is read at the
-offset its member descriptor reads, found once per descriptor by probing a
-fresh instance of its class (slot_offset).
+dicts (as the interpreter does), and a slot is read at the offset its member
+descriptor reads, found once per descriptor by probing a fresh instance of
+its class (slot_offset).
 
-No Python code runs while walk() reads the graph: reading a slot calls
-nothing, and every object read is checked for its exact type before use.
-Every node is held by a strong reference from the moment it is found, and
-the object read from a slot is held while anything else is done. A value
+That first look at a type can run Python code: a class dict may hold a key
+that is not a str, whose __eq__ the lookup calls; the probe calls object's
+__new__ and the descriptor's __set__; an allocation can set off the garbage
+collector (finalizers, weakref callbacks, and with them other threads). That
+code can change anything, the nodes already found included (their _id: one
+node found twice). So when a type is met for the first time after nodes were
+read, the walk starts again with every type met so far known (at most
+NTYPES + NSEEN times): the pass that finishes looked at no new type and ran
+no Python code. The node types of the last walk are looked at before the
+first node is read (look_first), so that a walk over the kinds of nodes of
+the last one (Value and Parameter, say) does not start again. Reading a slot
+calls nothing, and every object read is checked for its exact type before
+use. Every node is held by a strong reference from the moment it is found,
+and the object read from a slot is held while anything else is done. A value
 that is not a plain slot holding a float (Parameter's _data is a property)
 is left to the caller: walk() gives the positions of those nodes and the
 Python code reads them last, as flatten reads every value last.
@@ -145,7 +155,7 @@ static PyObject *s_a, *s_b, *s_op, *s_id, *s_data, *s_grad, *s_mro, *s_dict,
 static PyObject *member_type;                   /* types.MemberDescriptorType */
 static PyObject *obj_getattribute, *obj_setattr, *obj_hash, *obj_eq;  /* object's own */
 
-enum { OTHER = 0, OK = 1, FAIL = -1 };          /* FAIL: an exception is set */
+enum { OTHER = 0, OK = 1, FAIL = -1, AGAIN = 2 };   /* FAIL: an exception is set */
 
 /* The attribute `name` of type t as the interpreter finds it (in the dict of
    the first class of t.__mro__ that has it): *out a new reference, or NULL
@@ -170,7 +180,7 @@ static int type_lookup(PyObject *t, PyObject *name, PyObject **out)
             r = FAIL;
             break;
         }
-        PyObject *x = PyObject_GetItem(d, name);      /* str keys: calls nothing */
+        PyObject *x = PyObject_GetItem(d, name);      /* a key not a str: its __eq__ */
         Py_DECREF(d);
         if (x != NULL) {
             *out = x;
@@ -197,10 +207,13 @@ static int is(PyObject *t, PyObject *name, PyObject *want)
     return r == OK && x == want;
 }
 
-/* Offsets of slots, found once per member descriptor (strong references). */
+/* Offsets of slots, found once per member descriptor (strong references:
+   a descriptor's address names it while it is here). When full, the entry
+   after the last one replaced goes (a program with many such classes probes
+   again, and does not lose the fast path for good). */
 #define NPROBED 32
 static struct { PyObject *descr; Py_ssize_t off; } probed[NPROBED];
-static int nprobed;
+static int nprobed, nreplaced;
 
 /* The offset in an instance at which the member descriptor d keeps its
    object, or -1 when it cannot be told: a fresh instance of d's class is
@@ -212,9 +225,8 @@ static Py_ssize_t slot_offset(PyObject *d)
     for (int k = 0; k < nprobed; k++)
         if (probed[k].descr == d)
             return probed[k].off;
-    if (nprobed == NPROBED)
-        return -1;
     Py_ssize_t off = -1, size = -1;
+    int failed = 0;                            /* a call failed: not kept (MemoryError) */
 #ifndef Py_GIL_DISABLED
     PyObject *cls, *n = NULL, *inst = NULL, *mark = NULL, *r = NULL;
     cls = PyObject_GetAttr(d, s_objclass);
@@ -245,6 +257,7 @@ static Py_ssize_t slot_offset(PyObject *d)
         }
     }
 done:
+    failed = PyErr_Occurred() != NULL;
     PyErr_Clear();
     Py_XDECREF(r);
     Py_XDECREF(inst);
@@ -253,11 +266,23 @@ done:
     Py_XDECREF(cls);
 #endif
     (void)size;
-    if (nprobed < NPROBED) {                   /* still room after the Python code run */
-        Py_INCREF(d);
-        probed[nprobed].descr = d;
-        probed[nprobed++].off = off;
+    if (failed)
+        return -1;
+    for (int k = 0; k < nprobed; k++)          /* (probed meanwhile, by the Python code run) */
+        if (probed[k].descr == d)
+            return probed[k].off;
+    int k = nprobed;
+    if (nprobed < NPROBED)
+        nprobed++;
+    else {
+        k = nreplaced;
+        nreplaced = (nreplaced + 1) % NPROBED;
     }
+    PyObject *old = probed[k].descr;           /* NULL when the entry is new */
+    Py_INCREF(d);
+    probed[k].descr = d;
+    probed[k].off = off;
+    Py_XDECREF(old);                           /* last: freeing it can run Python code */
     return off;
 }
 
@@ -285,9 +310,10 @@ struct tinfo {
     int grads;                  /* add_grads() may write its grad slot */
 };
 
-#define NTYPES 8
+#define NTYPES 8                /* the types of one graph */
+#define NSEEN 4                 /* walk: and those of the last walk (look_first) */
 struct types {
-    struct tinfo e[NTYPES];
+    struct tinfo e[NTYPES + NSEEN];
     int n;
 };
 
@@ -313,7 +339,7 @@ static const struct tinfo *known(const struct types *ts, PyTypeObject *tp)
 static const struct tinfo *type_info(struct types *ts, PyTypeObject *tp)
 {
     const struct tinfo *k = known(ts, tp);
-    if (k != NULL || ts->n == NTYPES)
+    if (k != NULL || ts->n == NTYPES + NSEEN)
         return k;
     struct tinfo e = {tp, -1, -1, -1, -1, -1, -1, 0, 0};
     PyObject *t = (PyObject *)tp;
@@ -330,7 +356,7 @@ static const struct tinfo *type_info(struct types *ts, PyTypeObject *tp)
                  && is(t, s_hash, obj_hash) && is(t, s_eq, obj_eq);
         e.grads = e.grad >= 0 && is(t, s_setattr, obj_setattr);
     }
-    if ((k = known(ts, tp)) != NULL || ts->n == NTYPES) {   /* met meanwhile */
+    if ((k = known(ts, tp)) != NULL || ts->n == NTYPES + NSEEN) {   /* met meanwhile */
         Py_DECREF(t);
         return k;
     }
@@ -460,7 +486,12 @@ static struct page *page_of(struct walk *w, uint64_t no, int make)
    it is not a node, or another node has its id. */
 static int visit(struct walk *w, PyObject *o, uint64_t *key)
 {
-    const struct tinfo *e = type_info(&w->types, Py_TYPE(o));
+    const struct tinfo *e = known(&w->types, Py_TYPE(o));
+    if (e == NULL) {
+        e = type_info(&w->types, Py_TYPE(o));
+        if (e != NULL && w->n > 0)
+            return AGAIN;                       /* Python code may have run: see walk() */
+    }
     if (e == NULL || e->t != Py_TYPE(o) || !e->node || id_key(o, e, key) != OK)
         return OTHER;                           /* (its class may change meanwhile) */
     struct page *p = page_of(w, *key / PAGE, 1);
@@ -542,17 +573,67 @@ static int by_number(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+/* The nodes let go and the pages freed: nothing found yet. */
+static void walk_clear(struct walk *w)
+{
+    Py_ssize_t np = w->np;
+    struct page **pages = w->pages;
+    w->np = w->n = w->sp = 0;                   /* (decrefs can run Python code) */
+    w->last = NULL;
+    memset(w->dir, 0xff, (w->dmask + 1) * sizeof *w->dir);
+    for (Py_ssize_t i = 0; i < np; i++) {
+        for (int j = 0; j < PAGE; j++) {
+            PyObject *o = pages[i]->obj[j];
+            pages[i]->obj[j] = NULL;
+            Py_XDECREF(o);
+        }
+        PyMem_Free(pages[i]);
+    }
+}
+
 static void walk_free(struct walk *w)
 {
-    for (Py_ssize_t i = 0; i < w->np; i++) {
-        for (int j = 0; j < PAGE; j++)
-            Py_XDECREF(w->pages[i]->obj[j]);
-        PyMem_Free(w->pages[i]);
-    }
+    if (w->dir != NULL)
+        walk_clear(w);
     PyMem_Free(w->pages);
     PyMem_Free(w->dir);
     PyMem_Free(w->stack);
     types_clear(&w->types);
+}
+
+/* The node types of the last walk that finished (strong references, at most
+   NSEEN): the next walk looks at them before it reads a node, so that a walk
+   over the kinds of nodes the last one met need not start again (see dfs). */
+static PyTypeObject *seen_types[NSEEN];
+static int nseen;
+
+static void look_first(struct types *ts)
+{
+    PyTypeObject *t[NSEEN];
+    int n = nseen;
+    for (int k = 0; k < n; k++) {
+        t[k] = seen_types[k];
+        Py_INCREF((PyObject *)t[k]);            /* held: type_info can run Python code */
+    }
+    for (int k = 0; k < n; k++)
+        (void)type_info(ts, t[k]);
+    for (int k = 0; k < n; k++)
+        Py_DECREF((PyObject *)t[k]);
+}
+
+static void remember(const struct types *ts)
+{
+    PyTypeObject *old[NSEEN];
+    int nold = nseen, n = 0;
+    memcpy(old, seen_types, sizeof old);
+    for (int k = 0; k < ts->n && n < NSEEN; k++)
+        if (ts->e[k].node) {
+            Py_INCREF((PyObject *)ts->e[k].t);
+            seen_types[n++] = ts->e[k].t;
+        }
+    nseen = n;
+    for (int k = 0; k < nold; k++)             /* last: freeing a type can run Python code */
+        Py_DECREF((PyObject *)old[k]);
 }
 
 /* walk(root) -> (nodes, op, a, b, val, later) | None
@@ -578,9 +659,13 @@ static PyObject *walk(PyObject *self, PyObject *root)
         goto done;
     }
     memset(w.dir, 0xff, (w.dmask + 1) * sizeof *w.dir);
-    int r = dfs(&w, root);
+    look_first(&w.types);
+    int r;
+    while ((r = dfs(&w, root)) == AGAIN)      /* a type met for the first time after */
+        walk_clear(&w);                        /* nodes were read: read them all again */
     if (r != OK)
         goto other;
+    remember(&w.types);
     /* the pages in order of their numbers: the nodes in creation order */
     qsort(w.pages, (size_t)w.np, sizeof *w.pages, by_number);
     memset(w.dir, 0xff, (w.dmask + 1) * sizeof *w.dir);   /* pages moved: index anew */

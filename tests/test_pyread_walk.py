@@ -234,6 +234,25 @@ def test_walk_of_nodes_of_a_duck_type():
     assert_same_flat(y)
 
 
+def test_walk_of_nodes_of_many_classes_with_slots_of_their_own():
+    """Each class that makes its own _a, _b, ... slots is probed once; past the
+    probe cache's room old entries make way, so a new class (and Value after
+    them) is still walked in C, not handed back for the rest of the process."""
+    def duck(k):
+        slots = ("_data", "grad", "label", "_op", "_a", "_b", "_id")
+        cls = type(f"Duck{k}", (), {"__slots__": slots})
+        d = cls()
+        d._data, d.grad, d.label, d._op, d._a, d._b, d._id = 3.0, 0.0, "", 0, None, None, -1
+        return d
+
+    for k in range(12):                         # 72 descriptors: the cache holds 32
+        d = duck(k)
+        y = Value(2.0) * 1.0
+        y._b = d
+        assert_same_flat(y)
+    assert_same_flat(Value(2.0) * Value(3.0) + 1.0)
+
+
 def test_walk_of_plain_subclasses():
     class Leaf(Value):
         __slots__ = ("__weakref__",)
@@ -486,6 +505,61 @@ def test_a_data_property_that_raises(monkeypatch):
     with_c = backward_outcome(build(), monkeypatch, c_parts=True)
     without = backward_outcome(build(), monkeypatch, c_parts=False)
     assert with_c == without and with_c[0][0] is RuntimeError
+
+
+class _EqualsHook:
+    """A class-dict key hashed like "_a" whose __eq__ calls hook(): Python code
+    run by a lookup of "_a" in that class's dict, as walk's first look at the
+    class does."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def __hash__(self):
+        return hash("_a")
+
+    def __eq__(self, other):
+        self.hook()
+        return NotImplemented
+
+
+def late_type_graph():
+    """(root, u, x): root = t * x + x * 2.0 with x = u.log() (d x / d u = inf)
+    and t of a new class whose first look moves x's _id (to an unused id
+    between u's and x's: the graph stays the same graph). walk meets x, then
+    t's class, then x again."""
+    armed = []
+    u = Value(0.0, "u")
+    gap = [Value(0.0) for _ in range(4)]         # unused ids after u's
+    x = u.log()
+
+    def move():
+        if armed:
+            object.__setattr__(x, "_id", u._id + 1)
+    late = type("Late", (Value,), {"__slots__": (), _EqualsHook(move): None})
+    root = late(0.0, "t") * x + x * 2.0
+    armed.append(gap)
+    return root, u, x
+
+
+def test_walk_starts_again_when_a_new_type_ran_python_code():
+    """Python code run in walk's first look at a type met after nodes were read
+    (a class dict key's __eq__ here; the garbage collector, or another thread
+    meanwhile, in general) moves a found node's _id: each node is still found
+    once, and the flat graph is topo + flatten of the graph as it is after."""
+    root, u, x = late_type_graph()
+    nodes, *_ = walk(root)
+    assert x._id == u._id + 1                   # (the code ran)
+    assert sum(v is x for v in nodes) == 1
+    assert_same_flat(root)
+
+
+@needs_c
+def test_backward_after_a_new_type_ran_python_code(monkeypatch):
+    with_c = backward_outcome(late_type_graph()[0], monkeypatch, c_parts=True)
+    without = backward_outcome(late_type_graph()[0], monkeypatch, c_parts=False)
+    assert with_c == without
+    assert with_c[0][0] == "ok" and "inf" in with_c[1]   # u's grad: 2 * inf, not nan
 
 
 # -- backward(): the same gradients with and without the C parts -------------------
