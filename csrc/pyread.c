@@ -450,7 +450,9 @@ static struct page *page_of(struct walk *w, uint64_t no, int make)
     for (size_t h = page_hash(no, w->dmask); w->dir[h] >= 0; h = (h + 1) & w->dmask)
         if (w->pages[w->dir[h]]->no == no)
             return w->last = w->pages[w->dir[h]];
-    if (!make || (w->np + 1) * PAGE > 8 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 4)
+    /* at most 4 ids per node found (+ 64K): a page holds 41 bytes per id, so
+       the pages never take much more than the Python path's set and lists */
+    if (!make || (w->np + 1) * PAGE > 4 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 4)
         return NULL;                            /* too sparse: not the plain case */
     if (w->np == w->capp) {
         void *q = PyMem_Realloc(w->pages, (size_t)w->capp * 2 * sizeof *w->pages);

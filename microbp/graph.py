@@ -82,7 +82,7 @@ def flat_graph(root):
     nodes, op, a, b, val, later = r               # bytes: of int32 and of doubles
     val = array("d", val)
     for i in memoryview(later).cast("i"):         # values C leaves to Python (a
-        val[i] = nodes[i]._data                   # Parameter's), read last as in flatten
+        val[i] = nodes[i]._data                   # Parameter's), read after the slots
     return (nodes, *(memoryview(x).cast("i") for x in (op, a, b)), val)
 
 
