@@ -407,7 +407,6 @@ def as_value(x: Operand, what: str) -> Value:
     raise TypeError(f"{what} must be a Value, int or float, not {type(x).__name__}")
 
 
-
 def _const(x: Operand, opname: str) -> Value:
     """A number operand of an op, as a constant leaf."""
     if isinstance(x, numbers.Real):
