@@ -66,30 +66,10 @@ class Batch:
         width = len(rows[0]) if width is None and hasattr(rows[0], "__len__") else width
         packed = rows_to_doubles(rows, width) if rows_to_doubles else None
         if packed is not None:                            # plain rows, read in C
-            self.rows, self.width = array("d"), width
-            self.rows.frombytes(packed)
-            self.nrows = len(self.rows) // width if width else len(rows)   # what was read
-            return
-        if not (set(map(type, rows)) <= _ROWS and set(map(len, rows)) == {width}):
-            for r, row in enumerate(rows):       # name the first bad row
-                if not isinstance(row, (list, tuple)):
-                    raise TypeError(f"batch row {r} must be a list or tuple of numbers, "
-                                    f"not {type(row).__name__}")
-                if len(row) != width:
-                    raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
-                                     "(one per input slot)")
-        entries = list(chain.from_iterable(rows))
-        flat = None
-        if set(map(type, entries)) <= _NUMBERS:          # floats and ints: one copy
-            try:
-                flat = array("d")
-                flat.frombytes(struct.pack(f"{len(entries)}d", *entries))
-            except (OverflowError, struct.error):         # an int too large: named below
-                flat = None
-        if flat is None:                                  # the one rule of checks.as_float
-            flat = array("d", [as_float(x, f"batch row {k // width if width else 0} entry "
-                                           f"{k % width if width else 0}")
-                               for k, x in enumerate(entries)])
+            flat = array("d")
+            flat.frombytes(packed)
+        else:
+            flat = _read_rows(rows, width)
         if width and len(flat) % width:       # another thread changed a row meanwhile
             raise ValueError("batch rows changed while they were read")
         self.rows, self.width = flat, width
@@ -103,6 +83,31 @@ class Batch:
 
 _NUMBERS = {float, int}
 _ROWS = {list, tuple}
+
+
+def _read_rows(rows, width):
+    """rows (a list or tuple) as an array of doubles, row-major, in Python:
+    the twin of _pyread.rows_to_doubles, which names nothing; this raises
+    TypeError/ValueError naming the first bad row or entry."""
+    if not (set(map(type, rows)) <= _ROWS and set(map(len, rows)) == {width}):
+        for r, row in enumerate(rows):       # name the first bad row
+            if not isinstance(row, (list, tuple)):
+                raise TypeError(f"batch row {r} must be a list or tuple of numbers, "
+                                f"not {type(row).__name__}")
+            if len(row) != width:
+                raise ValueError(f"batch row {r} has {len(row)} entries, expected {width} "
+                                 "(one per input slot)")
+    entries = list(chain.from_iterable(rows))
+    if set(map(type, entries)) <= _NUMBERS:          # floats and ints: one copy
+        try:
+            flat = array("d")
+            flat.frombytes(struct.pack(f"{len(entries)}d", *entries))
+            return flat
+        except (OverflowError, struct.error):         # an int too large: named below
+            pass
+    return array("d", [as_float(x, f"batch row {k // width if width else 0} entry "
+                                   f"{k % width if width else 0}")
+                       for k, x in enumerate(entries)])
 
 
 def _float64_rows(rows, width):
