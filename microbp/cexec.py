@@ -54,21 +54,28 @@ def _doubles(x):
     return ffi.from_buffer("double[]", x)
 
 
+def _sized(x):
+    """A pointer to the doubles of x (read) and their count."""
+    p = ffi.from_buffer("double[]", x)
+    return p, len(p)
+
+
 def _out(x, *reads):
     """A pointer into a buffer that C writes to, refused when it overlaps one it reads."""
-    p = ffi.from_buffer("double[]", x, require_writable=True)
+    p = ffi.from_buffer("double[]", x, True)      # (True: writable; a keyword costs more)
     if reads:
         _disjoint(p, reads)
     return p
 
 
 def _apart(x, *objs):
-    """True when x and each of objs are distinct array.array objects: each
-    owns its memory, so they cannot overlap (no address arithmetic needed)."""
+    """True when x is an array.array and each of objs another array.array, a
+    bytes object or None (not given): each owns its memory, so they cannot
+    overlap (no address arithmetic needed)."""
     if type(x) is not array:
         return False
     for o in objs:                     # (a loop: this runs on every call of a step)
-        if type(o) is not array or o is x:
+        if o is x or not (type(o) is array or type(o) is bytes or o is None):
             return False
     return True
 
@@ -164,14 +171,11 @@ class Program:
         the parameters from src (their store) when given, then val[node] =
         op(val[a], val[b]) for every non-leaf node, up the tape."""
         pv = self._pointer(val)
-        given = [x for x in (rows, src) if x is not None]
-        reads = [_doubles(x) for x in given]
-        if not _apart(val, *given):
-            _disjoint(pv, reads)
-        pr = ffi.NULL if rows is None else reads[0]
-        psrc = ffi.NULL if src is None else reads[-1]
-        _ok(lib.mbp_forward(pv, len(pv), self._p, pr, len(pr) if rows is not None else 0,
-                            psrc, len(psrc) if src is not None else 0), "forward")
+        pr, nr = (ffi.NULL, 0) if rows is None else _sized(rows)
+        psrc, ns = (ffi.NULL, 0) if src is None else _sized(src)
+        if not _apart(val, rows, src):
+            _disjoint(pv, [p for p in (pr, psrc) if p != ffi.NULL])
+        _ok(lib.mbp_forward(pv, len(pv), self._p, pr, nr, psrc, ns), "forward")
 
     def backward(self, adj, val, dst=None):
         """adj[node] = d(sum over rows of the last node)/d(node), down the tape;

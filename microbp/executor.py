@@ -25,7 +25,8 @@ class Program(Protocol):
 
     def forward(self, val, rows=None, src=None) -> None:
         """The rows into the input lanes and the parameters from src (each when
-        given), then val[node] = op(val[a], val[b]) for every non-leaf node."""
+        given), then val[node] = op(val[a], val[b]) for every non-leaf node.
+        rows: an array of doubles, or the bytes of doubles (row-major)."""
 
     def backward(self, adj, val, dst=None) -> None:
         """adj[node] = d(sum over rows of the last node)/d(node), down the tape;

@@ -12,6 +12,7 @@ one lane gives exactly the eager result. The functions every executor
 provides are listed in executor.py.
 """
 import math
+from array import array
 from itertools import repeat
 
 from . import ops
@@ -80,6 +81,8 @@ class Program:
         op(val[a], val[b]) for every non-leaf node, up the tape."""
         self._fits(val)
         nr, k = self.nrows, len(self._inputs)
+        if type(rows) is bytes:                  # the bytes of doubles (whole ones, as C)
+            rows = array("d", rows[:len(rows) // 8 * 8])
         if rows is not None and len(rows) < nr * k:
             raise TapeError(f"{nr} rows of {k} do not fit in {len(rows)} values")
         if src is not None:

@@ -20,6 +20,7 @@ import struct
 import threading
 from array import array
 from itertools import chain
+from threading import get_ident
 
 from . import anomaly, params as _params
 from .backend import executor, get_backend
@@ -28,6 +29,8 @@ from .engine import Value, as_value
 from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
 from .tapeformat import layout, inputs_vary, lin_terms
+
+_anomaly = anomaly.switch         # on inside detect_anomaly() blocks
 
 try:        # C that reads a list of rows in one pass (csrc/pyread.c), when built
     from ._pyread import rows_to_doubles
@@ -340,6 +343,7 @@ class Tape:
         self._groups = tuple((store, _frozen("i", [pnodes[p] for p in positions]),
                               memoryview(slots).cast("i"))
                              for store, slots, positions in groups)
+        self._gathered = self._groups[1:]      # the stores moved in Python
         self._plain = tuple((pnodes[p], params[p]) for p in plain)
         self._out_nodes = tuple(pos[o] for o in outs)
         self._weight_nodes = tuple(pos[w] for w in weights)
@@ -441,11 +445,23 @@ class Tape:
                              f"{self._ninputs} (one per input slot)")
         return batch
 
-    def _columns(self, batch):
-        """The batch's values of the used input slots, row by row."""
-        rows, nr, w = batch.rows, batch.nrows, self._ninputs
+    def _rows(self, batch):
+        """(doubles, nrows): the rows of `batch` packed row-major, a plain
+        list of rows read in C with no Batch made (a Batch's own rows, or
+        its error, for anything else)."""
+        if type(batch) is list and rows_to_doubles is not None and self._ninputs:
+            packed = rows_to_doubles(batch, self._ninputs)
+            if packed:                       # (None or nothing: Batch says why)
+                return packed, len(packed) // (8 * self._ninputs)
+        batch = self._batch(batch)
+        return batch.rows, batch.nrows
+
+    def _columns(self, rows, nr):
+        """The values of the used input slots in `rows` (nr of them, packed:
+        an array or the bytes of doubles), row by row."""
         if self._all_cols:
             return rows
+        w, rows = self._ninputs, memoryview(rows).cast("B").cast("d")
         return array("d", [rows[r * w + j] for r in range(nr) for j in self._in_cols])
 
     def _lanes(self, arr, i, nr, fixed=None):
@@ -462,30 +478,29 @@ class Tape:
         cols = [self._lanes(arr, i, nr, fixed) for i in self._out_nodes]
         return [list(row) for row in zip(*cols)]
 
-    def _forward(self, ex, batch):
-        nr = batch.nrows
+    def _forward(self, ex, rows, nr):
         self._layout(nr)
         val, off, groups = self._val, self._off, self._groups
-        for store, nodes, slots in groups[1:]:          # the program moves the first
+        for store, nodes, slots in self._gathered:      # the program moves the first
             ex.gather(val, off, nodes, slots, store._data)
         for i, v in self._plain:
             val[off[i]] = v.data
-        self._program(ex).forward(val, self._columns(batch) if self._in_nodes else None,
+        self._program(ex).forward(val, self._columns(rows, nr) if self._in_nodes else None,
                                   groups[0][0]._data if groups else None)
-        if anomaly.enabled():
+        if _anomaly.active and _anomaly.on():
             anomaly.check_lanes(val, off, self._vary, nr, self._op, self._name,
                                 ex.first_nonfinite, "value")
 
     def forward(self, batch):
         """Run the graph once per row of `batch` (a list of rows with one float per
         input slot, or a Batch); return the list of output values, one per row."""
-        batch = self._batch(batch)
+        rows, nr = self._rows(batch)
         ex = executor()
         with self._lock:
             self._ready = None
-            self._forward(ex, batch)
-            self._ready = threading.get_ident()
-            return self._outputs(self._val, batch.nrows)
+            self._forward(ex, rows, nr)
+            self._ready = get_ident()
+            return self._outputs(self._val, nr)
 
     def backward(self, weights=None):
         """Add to each parameter's .grad the gradient of the sum of the outputs of
@@ -498,13 +513,13 @@ class Tape:
         with self._lock:
             if self._ready is None:
                 raise RuntimeError("Tape.backward() needs a forward() first")
-            if self._ready != threading.get_ident():
+            if self._ready != get_ident():
                 raise RuntimeError("Tape.backward(): the last forward() of this tape ran in "
                                    "another thread; a tape serves one thread at a time")
             off, adj = self._off, self._adj
             for i, w in zip(self._weight_nodes, ws):
                 self._val[off[i]] = w
-            check = anomaly.enabled()
+            check = _anomaly.active and _anomaly.on()
             groups = self._groups
             main = groups[0][0]._grad if groups and not check else None
             self._program(ex).backward(adj, self._val, main)
@@ -512,7 +527,7 @@ class Tape:
                 anomaly.check_lanes(adj, off, self._vary, self._nr, self._op,
                                     self._name, ex.first_nonfinite, "gradient",
                                     reverse=True)
-            for store, nodes, slots in (groups if check else groups[1:]):
+            for store, nodes, slots in (groups if check else self._gathered):
                 ex.scatter_add(store._grad, adj, off, nodes, slots)
             for i, v in self._plain:
                 v.grad += adj[off[i]]
@@ -580,11 +595,12 @@ class Tape:
             nr = batch.nrows
             self._layout(nr)
             if self._in_nodes:
-                ex.load_rows(self._val, self._off, self._in_nodes, self._columns(batch), nr)
+                ex.load_rows(self._val, self._off, self._in_nodes,
+                             self._columns(batch.rows, nr), nr)
             losses = ex.fit(self._program(ex), self._val, self._adj, store._data, store._grad,
                             oslots, kind, hyper, s1, s2, opt.steps, k)
             opt.steps += k
-            self._ready = threading.get_ident()
+            self._ready = get_ident()
         return losses
 
     def _weights(self, weights):
@@ -613,12 +629,13 @@ class Tape:
         ex = executor()
         with self._lock:
             self._ready = None
-            self._forward(ex, batch)
             nr = batch.nrows
+            self._forward(ex, batch.rows, nr)
             if self._tan is None:
                 self._tan = array("d", bytes(8 * len(self._val)))
             tan = self._tan
             if self._in_nodes:
-                ex.load_rows(tan, self._off, self._in_nodes, self._columns(tangents), nr)
+                ex.load_rows(tan, self._off, self._in_nodes,
+                              self._columns(tangents.rows, nr), nr)
             self._program(ex).tangent(tan, self._val)
             return self._outputs(self._val, nr), self._outputs(tan, nr, fixed=0.0)

@@ -105,6 +105,26 @@ def test_forward_with_a_list_same_with_and_without_c(backend, monkeypatch):
         tape.forward([[1.0, 2.0], [True, 2.0]])
 
 
+def test_forward_with_a_list_reads_the_used_slots_in_their_order(backend, monkeypatch):
+    """A list of rows goes to the executor as the bytes of its doubles, with no
+    Batch made: a tape whose slots are used in another order, or not at all,
+    picks its columns out of those bytes as it does out of a Batch's rows."""
+    x, y, unused = Value(0.0), Value(0.0), Value(0.0)
+    w = Value(0.75)
+    tape = Tape((w * y - x).exp() + x * 3.0, [y, unused, x])
+    rows = [[0.5, 7.0, -1.0], [2, -0.0, 3.25], [1e-300, 1.0, 0.125]]
+    fast = tape.forward(rows)
+    tape.backward()
+    fast_grad, w.grad = w.grad, 0.0
+    expected = [math.exp(0.75 * r[0] - r[2]) + r[2] * 3.0 for r in rows]
+    assert fast == expected
+    assert tape.forward(Batch(rows)) == fast
+    monkeypatch.setattr(microbp.tape, "rows_to_doubles", None)
+    assert tape.forward(rows) == fast
+    tape.backward()
+    assert w.grad == fast_grad
+
+
 @pytest.mark.parametrize("rows, width, message", [
     ([[1.0]], 10 ** 15, "batch row 0 has 1 entries, expected 1000000000000000"),
     ([[0.0] * 10 ** 4] + [[1.0]] * 10 ** 6, None, "batch row 1 has 1 entries, expected 10000"),
