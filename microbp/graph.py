@@ -37,23 +37,27 @@ def topo(root, reverse=False):
     """The nodes of the graph below `root`, inputs before outputs, root last
     (with reverse=True: root first, the reverse creation order)."""
     seen = {root}
-    stack = [root]
+    queue = [root]               # nodes whose inputs are still to be looked at
     nodes = [root]
-    add, push, keep, pop = seen.add, stack.append, nodes.append, stack.pop
-    while stack:                 # depth first: `nodes` comes out nearly reversed,
-        v = pop()                # which the sort below handles in linear time
-        c = v._a
-        if c is None:            # a leaf
-            continue
-        if c not in seen:
-            add(c)
-            push(c)
-            keep(c)
-        c = v._b
-        if c is not None and c not in seen:
-            add(c)
-            push(c)
-            keep(c)
+    add, push, keep = seen.add, queue.append, nodes.append
+    for v in queue:              # first in, first out (the list grows as it is read)
+        while True:              # v, then the chain of first inputs below it
+            c = v._b
+            if c is not None and c not in seen:
+                add(c)
+                push(c)
+                keep(c)
+            v = v._a
+            if v is None or v in seen:
+                break
+            add(v)
+            keep(v)
+    # On a sum of products (a neuron's b + w0*x0 + w1*x1 + ...: each sum's first
+    # input is the sum before it, its second the product made after that), the
+    # chain and its products come out in descending creation order, and the
+    # queue looks at the products in that order too: `nodes` is in long
+    # descending runs, which the sort merges in little more than the time it
+    # takes to read the keys.
     nodes.sort(key=_creation, reverse=reverse)
     return nodes
 
