@@ -162,9 +162,10 @@ def _sweep_source(table):
             body.append("b = vb._data" if op.arity == 2 else "b = 0.0")
         if "out" in used:
             body.append("out = v._data")
-        body.append(f"adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
+        # x = x + (y): the arithmetic of x += y, in fewer bytecodes
+        body.append(f"adj[va] = adj[va] + ({codegen.python(ga) if ga is not None else '0.0'})")
         if op.grad_b:
-            body.append(f"adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+            body.append(f"adj[vb] = adj[vb] + ({codegen.python(gb) if gb is not None else '0.0'})")
         branches.append((f"o == {op.code}", op.name, body))
     # the if-chain is walked from the top: add and mul (nearly every node of a
     # network), then leaves and constants, then the rest
@@ -174,7 +175,7 @@ def _sweep_source(table):
     lines = ["def _sweep(order, adj):",
              "    for v in order:",
              "        g = adj[v]",
-             "        v.grad += g",
+             "        v.grad = v.grad + g",
              "        o = v._op"]
     for k, (test, name, body) in enumerate(chain):
         lines.append(f"        {'if' if k == 0 else 'elif'} {test}:    # {name}")
