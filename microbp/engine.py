@@ -21,7 +21,9 @@ new value is passed to anomaly.check_value. Those are the engine's only hooks.
 One test of the two switches' counts keeps them out of the common path.
 weighted_sum(), the forward of nn's neurons, makes the nodes of b + w0*x0 +
 w1*x1 + ... itself, without the operator dispatch, and leaves them to the
-operators (and so to _node) while any block is open.
+operators (and so to _node) while any block is open. The lines that make a
+node are written once (_MAKE) and compiled, at import, into both _made(),
+which _node calls, and the body of weighted_sum's loop (no call per node).
 
 A Value is a graph node: `==` and hash are identity (Values are dict keys),
 while float(v), format(v, ".3f"), v.item() and < <= > >= read .data, as for
@@ -313,17 +315,57 @@ def _node(op: int, data: float, a: Optional[Value], b: Optional[Value]) -> Value
     return _made(op, data, a, b)
 
 
+# -- where nodes are made ----------------------------------------------------
+# The lines of _MAKE make a node; they are written nowhere else. _made() is
+# them as a function, and the loop of weighted_sum (_add_terms) has them in its
+# body twice, a product and a sum per term, where a call of _made per node
+# cost about 4% of the eager training step. Both functions are compiled from
+# this text once, at import, as graph._sweep is from the op table.
+_MAKE = """\
+{v} = new(Value)
+{v}._data = {data}
+{v}.grad = 0.0
+{v}.label = ""
+{v}._op = {op}
+{v}._a = {a}
+{v}._b = {b}
+{v}._id = next_id()"""
+
+_MAKERS = """\
 def _made(op, data, a, b):
-    """The Value of a node, made with no hook (the one place nodes are made)."""
-    v = _new_node(Value)
-    v._data = data
-    v.grad = 0.0
-    v.label = ""
-    v._op = op
-    v._a = a
-    v._b = b
-    v._id = _next_id()
+    \"""The Value of a node, made with no hook.\"""
+    new, next_id = _new_node, _next_id
+{made}
     return v
+
+
+def _add_terms(s, sd, w, x, wd, xd, start):
+    \"""s + w[start]*x[start] + w[start+1]*x[start+1] + ..., added left to
+    right, a product then a sum per term, with no hook; sd is s's data.\"""
+    new, next_id = _new_node, _next_id
+    for k in range(start, len(w)):
+        md = wd[k] * xd[k]
+{mul}
+        sd = sd + md
+{add}
+        s = t
+    return s
+"""
+
+
+def _makers():
+    """_made and _add_terms, compiled from _MAKERS with _MAKE in their bodies."""
+    def make(indent, **fields):
+        return "\n".join(indent + line for line in _MAKE.format(**fields).splitlines())
+    source = _MAKERS.format(made=make("    ", v="v", data="data", op="op", a="a", b="b"),
+                            mul=make(" " * 8, v="m", data="md", op="MUL", a="w[k]", b="x[k]"),
+                            add=make(" " * 8, v="t", data="sd", op="ADD", a="s", b="m"))
+    env = {"Value": Value, "_new_node": _new_node, "_next_id": _next_id, "MUL": MUL, "ADD": ADD}
+    exec(compile(source, "<microbp node makers>", "exec"), env)
+    return env["_made"], env["_add_terms"]
+
+
+_made, _add_terms = _makers()
 
 
 def weighted_sum(base: Optional[Value], w: list[Value], x: list[Value], wd: list[float],
@@ -338,14 +380,10 @@ def weighted_sum(base: Optional[Value], w: list[Value], x: list[Value], wd: list
         for i in range(1, len(w)):
             s = s + w[i] * x[i]
         return s
-    made = _made
-    s = made(MUL, wd[0] * xd[0], w[0], x[0])
-    if base is not None:
-        s = made(ADD, base._data + s._data, base, s)
-    for k in range(1, len(w)):
-        m = made(MUL, wd[k] * xd[k], w[k], x[k])
-        s = made(ADD, s._data + m._data, s, m)
-    return s
+    if base is None:                         # the sum starts from w[0]*x[0]
+        s = _made(MUL, wd[0] * xd[0], w[0], x[0])
+        return _add_terms(s, s._data, w, x, wd, xd, 1)
+    return _add_terms(base, base._data, w, x, wd, xd, 0)
 
 
 def _number(x: Operand) -> float:

@@ -7,10 +7,13 @@ backward() adds each node's contributions to its inputs' gradients in
 reverse creation order, whichever backend runs it: that order fixes the
 doubles (float addition is not associative). In the C backend the graph
 goes to the C core as a flat program (flatten); in the Python backend it is
-swept where it stands, Value by Value, with the adjoints in a dict, by a
-function written from the op table below: the arithmetic of the Python
-executor's flat sweep (pyexec), without the flat arrays, and each .grad
-written as soon as its node is done.
+swept where it stands, Value by Value, by a function written from the op
+table below: the arithmetic of the Python executor's flat sweep (pyexec),
+without the flat arrays, and each .grad written as soon as its node is done.
+The adjoints are kept in the dict that the walk below the root collects the
+nodes in (_reached): the one table of every node a backward() makes (a set
+for the walk and a second dict for the sweep touched more pages of memory
+than the lookup per node that the second one saved).
 
 In the C backend the walk, the flattening and the writing back of the
 .grads are C too when microbp._pyread is built (csrc/pyread.c: walk and
@@ -36,26 +39,33 @@ _op, _a, _b, _data = attrgetter("_op"), attrgetter("_a"), attrgetter("_b"), attr
 def topo(root, reverse=False):
     """The nodes of the graph below `root`, inputs before outputs, root last
     (with reverse=True: root first, the reverse creation order)."""
-    seen = {root}
-    stack = [root]
-    nodes = [root]
-    add, push, keep, pop = seen.add, stack.append, nodes.append, stack.pop
-    while stack:                 # depth first: `nodes` comes out nearly reversed,
-        v = pop()                # which the sort below handles in linear time
-        c = v._a
-        if c is None:            # a leaf
-            continue
-        if c not in seen:
-            add(c)
-            push(c)
-            keep(c)
-        c = v._b
-        if c is not None and c not in seen:
-            add(c)
-            push(c)
-            keep(c)
-    nodes.sort(key=_creation, reverse=reverse)
-    return nodes
+    return sorted(_reached(root), key=_creation, reverse=reverse)
+
+
+def _reached(root):
+    """{node: -0.0} for every node of the graph below `root`, root first, in the
+    order a walk finds them: a dict, so that backward() can keep its adjoints
+    in it (-0.0 + x is x for every x, so -0.0 is where each one starts)."""
+    found = {root: -0.0}
+    queue = [root]               # nodes whose inputs are still to be looked at
+    push = queue.append
+    for v in queue:              # first in, first out (the list grows as it is read)
+        while True:              # v, then the chain of first inputs below it
+            c = v._b
+            if c is not None and c not in found:
+                found[c] = -0.0
+                push(c)
+            v = v._a
+            if v is None or v in found:
+                break
+            found[v] = -0.0
+    # On a sum of products (a neuron's b + w0*x0 + w1*x1 + ...: each sum's first
+    # input is the sum before it, its second the product made after that), the
+    # chain and its products are found in descending creation order, and the
+    # queue looks at the products in that order too: the walk's order is in
+    # long descending runs, which a sort by creation merges in little more than
+    # the time it takes to read the keys.
+    return found
 
 
 def flatten(nodes):
@@ -103,9 +113,9 @@ def backward(root):
     if anomaly.enabled():
         return _checked_backward(root)
     if get_backend() == "python":
-        adj = dict.fromkeys(topo(root, reverse=True), -0.0)
+        adj = _reached(root)       # every node's adjoint, -0.0 so far
         adj[root] = 1.0
-        _sweep(adj)                # gradients and .grad, node by node
+        _sweep(sorted(adj, key=_creation, reverse=True), adj)   # and .grad, node by node
         return
     nodes, op, a, b, val = flat_graph(root)   # C: a flat program, one sweep, then each .grad
     add_grads(nodes, executor().backward_scalar(op, a, b, val))
@@ -133,10 +143,10 @@ def _uses(tree):
 
 
 def _sweep_source(table):
-    """The source of _sweep(adj), adj a dict {node: its adjoint so far} in
-    reverse creation order: for each node v in turn (its adjoint is whole by
-    then: every use of v came after it), v.grad += adj[v], then adj[input] +=
-    upstream × local derivative, op by op as `table` (the op table's
+    """The source of _sweep(order, adj), adj a dict {node: its adjoint so far}
+    and order its nodes in reverse creation order: for each node v in turn (its
+    adjoint is whole by then: every use of v came after it), v.grad += adj[v],
+    then adj[input] += upstream × local derivative, op by op as `table` (the op table's
     ELEMENTARY rows) states them, in the very
     arithmetic of the Python executor's sweep (pyexec): both products from
     the same values, a's adjoint first, then b's (a 0.0 for a structural
@@ -154,18 +164,20 @@ def _sweep_source(table):
             body.append("b = vb._data" if op.arity == 2 else "b = 0.0")
         if "out" in used:
             body.append("out = v._data")
-        body.append(f"adj[va] += {codegen.python(ga) if ga is not None else '0.0'}")
+        # x = x + (y): the arithmetic of x += y, in fewer bytecodes
+        body.append(f"adj[va] = adj[va] + ({codegen.python(ga) if ga is not None else '0.0'})")
         if op.grad_b:
-            body.append(f"adj[vb] += {codegen.python(gb) if gb is not None else '0.0'}")
+            body.append(f"adj[vb] = adj[vb] + ({codegen.python(gb) if gb is not None else '0.0'})")
         branches.append((f"o == {op.code}", op.name, body))
     # the if-chain is walked from the top: add and mul (nearly every node of a
     # network), then leaves and constants, then the rest
     first = [br for br in branches if br[1] in ("add", "mul")]
     rest = [br for br in branches if br[1] not in ("add", "mul")]
     chain = first + [(f"o <= {ops.CONST}", "a leaf or a constant", ["continue"])] + rest
-    lines = ["def _sweep(adj):",
-             "    for v, g in adj.items():     # each value read when its turn comes",
-             "        v.grad += g",
+    lines = ["def _sweep(order, adj):",
+             "    for v in order:",
+             "        g = adj[v]",
+             "        v.grad = v.grad + g",
              "        o = v._op"]
     for k, (test, name, body) in enumerate(chain):
         lines.append(f"        {'if' if k == 0 else 'elif'} {test}:    # {name}")

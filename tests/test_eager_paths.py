@@ -3,7 +3,11 @@
 - engine.weighted_sum (the forward of nn's neurons) makes the very nodes
   that `b + w0*x0 + w1*x1 + ...` makes with the operators: the same ops,
   inputs, values and creation order, and it passes by no_grad() and
-  detect_anomaly() as the operators do;
+  detect_anomaly() as the operators do, and every node it makes has each
+  slot of a Value set;
+- graph.topo (its walk is the Python backward()'s, and what the C walk must
+  give) gives every node below a root once, in creation order, whichever
+  inputs its chains run through;
 - backward() over Values (the Python backend's sweep, written from the op
   table in graph.py) and through the C core give, for every node of a
   random graph, the gradients of the Python executor's flat sweep
@@ -68,6 +72,66 @@ def test_weighted_sum_makes_the_nodes_of_the_operators(n, with_bias):
         for v in graph.topo(fast):
             if v.inputs:
                 assert type(v.data) is float and v.grad == 0.0 and v.label == ""
+
+
+def test_a_made_node_has_every_slot_of_a_value_set():
+    # _MAKE (the lines every interior node is made by) sets each slot of
+    # Value: a slot added to Value and left out there fails here
+    x = [Value(5.0), Value(7.0)]
+    s = weighted_sum(None, [Value(2.0), Value(3.0)], x, [2.0, 3.0], [5.0, 7.0])
+    for v in (s, s._a, s._b, x[0] + x[1]):
+        assert [name for name in Value.__slots__ if not hasattr(v, name)] == []
+        assert (v.grad, v.label, type(v._data), type(v._id)) == (0.0, "", float, int)
+    assert s._a._id < s._b._id < s._id and s.data == 31.0
+
+
+def below(root):
+    """Every node of the graph below root, found by following .inputs (plainly)."""
+    found, todo = {id(root): root}, [root]
+    while todo:
+        for c in todo.pop().inputs:
+            if id(c) not in found:
+                found[id(c)] = c
+                todo.append(c)
+    return list(found.values())
+
+
+def shapes(rng):
+    """Graphs whose chains run through first inputs, second inputs, both, or
+    none (the walk of graph.topo follows first inputs in place and queues
+    second ones), with shared nodes, an input used twice, and a leaf root."""
+    a, b = Value(rng.uniform(-2, 2)), Value(rng.uniform(-2, 2))
+    yield a
+    s = a
+    for _ in range(30):                 # first inputs: s + w*x
+        s = s + b * Value(rng.uniform(-1, 1))
+    yield s
+    t = b
+    for _ in range(30):                 # second inputs: c * t
+        t = Value(0.5) * t
+    yield t
+    u = a
+    for k in range(40):                 # both, reusing older nodes
+        u = u * u if k % 3 == 0 else (s - u if k % 3 == 1 else u.tanh() + t)
+    yield u
+    yield (a * a) + (a * a)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_topo_is_every_node_below_the_root_once_in_creation_order(seed):
+    rng = random.Random(seed)
+    for root in shapes(rng):
+        want = sorted(below(root), key=lambda v: v._id)
+        assert graph.topo(root) == want
+        assert graph.topo(root, reverse=True) == want[::-1]
+        assert len(set(map(id, graph.topo(root)))) == len(want)
+
+
+@SETTINGS
+@given(graphs(max_nodes=200))
+def test_topo_of_random_graphs(steps):
+    _, nodes, out = build(steps)
+    assert graph.topo(out) == sorted(below(out), key=lambda v: v._id)
 
 
 def test_weighted_sum_under_no_grad_and_detect_anomaly():
