@@ -184,6 +184,22 @@ static void lin_backward(double *adj, const double *val, const int64_t *offset,
                          int32_t base, const int32_t *t, int32_t k) {
     const double *g = adj + offset[i];
     const double gsum = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);   /* g is final */
+    if (!varies[i]) {       /* nothing in it varies (check_tape): one gradient per input */
+        for (int32_t j = k - 1; j >= 0; j--) {
+            if (j == 0) adj[offset[base]] += gsum;    /* add: passes g on */
+            const int32_t p = t[2 * j], q = t[2 * j + 1];
+            const double x = val[offset[p]], y = val[offset[q]];
+            const double da = mul_grad_a(gsum, x, y, 0.0), db = mul_grad_b(gsum, x, y, 0.0);
+            double *dp = adj + offset[p];
+            if (p == q) {                 /* p * p (an L2 term): both additions in a */
+                *dp = (*dp + da) + db;    /* register, one load and one store */
+            } else {
+                *dp += da;
+                adj[offset[q]] += db;
+            }
+        }
+        return;
+    }
     for (int32_t j = k - 1; j >= 0; j--) {
         if (j == 0)                                   /* add: passes g on */
             backward_lanes(adj + offset[base], varies[base], w, g, g, g, 1, g, 1, add_grad_a);
