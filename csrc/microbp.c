@@ -666,6 +666,36 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
 }
 
 /* ------------------------------------------------------------------------ */
+/* runs of leaves and constants (a model's parameters: most of a tape's nodes),
+ * which the sweeps pass over: 8 ops at a time, their bits or'ed (ops are in
+ * range once check_tape passed; leaf 0 and const 1 are the ops with no bit
+ * but the lowest set)                                                        */
+
+typedef char leaf_ops_are_0_and_1[(OP_LEAF == 0 && OP_CONST == 1) ? 1 : -1];
+
+/* the first node at or after i that is no leaf or const; n if none */
+static inline int64_t skip_leaves_up(const int32_t *op, int64_t i, int64_t n) {
+    for (; i + 8 <= n; i += 8) {
+        uint32_t bits = 0;
+        for (int k = 0; k < 8; k++) bits |= (uint32_t)op[i + k];
+        if (bits & ~1u) break;
+    }
+    while (i < n && op[i] <= OP_CONST) i++;
+    return i;
+}
+
+/* the last node at or before i that is no leaf or const; -1 if none */
+static inline int64_t skip_leaves_down(const int32_t *op, int64_t i) {
+    for (; i >= 7; i -= 8) {
+        uint32_t bits = 0;
+        for (int k = 0; k < 8; k++) bits |= (uint32_t)op[i - k];
+        if (bits & ~1u) break;
+    }
+    while (i >= 0 && op[i] <= OP_CONST) i--;
+    return i;
+}
+
+/* ------------------------------------------------------------------------ */
 /* the three sweeps                                                           */
 
 /* a checked tape, as the sweeps read it */
@@ -685,7 +715,10 @@ static int forward_sweep(double *val, const struct tape *t) {
     int64_t L = 0;                                     /* the next layer */
     for (int64_t i = 0; i < t->nnodes; i++) {
         const int o = op[i];
-        if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
+        if (o == OP_LEAF || o == OP_CONST) {           /* filled by the caller */
+            i = skip_leaves_up(op, i, t->nnodes) - 1;
+            continue;
+        }
         if (L < t->nlayers && i == t->layers[2 * L]) {
             const int64_t count = t->layers[2 * L + 1];
             const int e = layer_forward(val, offset, in_a, in_b, terms, i, count, t->nrows);
@@ -721,7 +754,10 @@ static int backward_sweep(double *adj, const double *val, const struct tape *t) 
     else adj[root] = (double)nrows;
     for (int64_t i = n - 1; i >= 0; i--) {
         const int o = op[i];
-        if (o == OP_LEAF || o == OP_CONST) continue;
+        if (o == OP_LEAF || o == OP_CONST) {
+            i = skip_leaves_down(op, i) + 1;
+            continue;
+        }
         if (L >= 0 && i == t->layers[2 * L] + t->layers[2 * L + 1] - 1) {
             const int64_t first = t->layers[2 * L];
             const int e = layer_backward(adj, val, offset, in_a, in_b, terms, first,
