@@ -457,6 +457,31 @@ static int tile_width(int64_t n, int tj) {
     return tw;
 }
 
+/* A Tape lays the weights of an MLP's layer out as a matrix: lin j's term s
+ * weight at val[o + j * ld + s]. 1, with *o and *ld, when every weight of
+ * the layer sits so: along each lin the weights' node numbers follow one
+ * another, so their offsets do too (weights do not vary: one double each,
+ * check_layers), and the lins' first weights are ld apart (ld may be 0 or
+ * negative). The kernels then copy the weights and add their sums row by
+ * row instead of looking each up through terms and offset: the same values
+ * at the same places, in the same order. The bases are looked up as before. */
+LANE_LOOP int weight_matrix(const int64_t *offset, const int32_t *in_b, const int32_t *terms,
+                            int64_t first, int64_t count, int32_t k, int64_t *o, int64_t *ld) {
+    *o = offset[terms[in_b[first] + 1]];
+    *ld = count > 1 ? offset[terms[in_b[first + 1] + 1]] - *o : 0;
+    int64_t row = *o;              /* o + j * ld, in range while it matches */
+    for (int64_t j = 0; j < count; j++, row += *ld) {
+        const int32_t *t = terms + in_b[first + j] + 1;
+        if (offset[t[0]] != row) return 0;
+        /* node numbers are below 2^31, so t[0] + s < 2^32: no wrap */
+        const uint32_t n = (uint32_t)t[0];
+        uint32_t diff = 0;
+        for (int64_t s = 0; s < k; s++) diff |= (uint32_t)t[2 * s] ^ (n + (uint32_t)s);
+        if (diff) return 0;
+    }
+    return 1;
+}
+
 /* the lanes of one tile of tw outputs (with wide, 8 lanes at a time first) */
 LANE_LOOP void layer_rows_forward(double *const *out, int nj, const double *base,
                                   const double *w, const double *const *x, int32_t k,
@@ -493,6 +518,8 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
     double *w = scratch_take(&sc, nw);
     double *pad = scratch_take(&sc, npad);                 /* outputs past the last */
     for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
+    int64_t wo, wld;
+    const int mat = weight_matrix(offset, in_b, terms, first, count, k, &wo, &wld);
     for (int64_t j0 = 0; j0 < count;) {
         const int tw = tile_width(count - j0, tj);
         const int nj = count - j0 < tw ? (int)(count - j0) : tw;
@@ -508,7 +535,12 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
             const int32_t *t = terms + in_b[node] + 1;
             out[j] = val + offset[node];
             base[j] = val[offset[in_a[node]]];
-            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
+            if (mat) {
+                const double *row = val + wo + (j0 + j) * wld;
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = row[s];
+            } else {
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
+            }
         }
         if (tj >= 16 && tw == 16)     layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 16);
         else if (tj >= 8 && tw == 8)  layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 8);
@@ -552,10 +584,13 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     double *ones = scratch_take(&sc, npad), *zeros = scratch_take(&sc, npad);
     double *gt = scratch_take(&sc, ngt);
     double *sums = scratch_take(&sc, nsum);
+    int64_t wo, wld;
+    const int mat = weight_matrix(offset, in_b, terms, first, count, k, &wo, &wld);
     for (int64_t j = 0; j < count; j++) {
         const int32_t *t = terms + in_b[first + j] + 1;
         g[j] = adj + offset[first + j];
-        for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
+        if (mat) memcpy(W + j * k, val + wo + j * wld, sizeof(double) * (size_t)k);
+        else for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
     }
     for (int t = 0; t < TJ_MAX; t++) W[count * k + t] = 0.0;
     /* the inputs: mul_grad_b of each term, g * w */
@@ -598,9 +633,11 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
         const double *S = sums + j * (k + 1);
+        double *row = mat ? adj + wo + j * wld : NULL;
         for (int32_t s = k - 1; s >= 0; s--) {
             if (s == 0) adj[offset[in_a[node]]] += S[k];            /* the base */
-            adj[offset[t[2 * s]]] += S[s];
+            if (mat) row[s] += S[s];
+            else     adj[offset[t[2 * s]]] += S[s];
         }
     }
     free(sc.block);
