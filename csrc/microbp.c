@@ -784,11 +784,7 @@ static int backward_sweep(double *adj, const double *val, const struct tape *t) 
     int64_t L = t->nlayers - 1;                        /* the next layer, going down */
     const int64_t root = offset[n - 1];
     const int64_t used = root + (varies[n - 1] ? nrows : 1);
-    /* the exact additive identity, from the top down: the low end of the
-     * array (the leaves, a model's parameters) is then the part still in the
-     * cache when the sweep starts, and the last terms of a loss (an L2
-     * penalty's lin node) add to those first */
-    for (int64_t k = used - 1; k >= 0; k--) adj[k] = -0.0;
+    for (int64_t k = 0; k < used; k++) adj[k] = -0.0;  /* the exact additive identity */
     /* seed: d(sum over rows of the root) / d root: 1 per lane, or nrows for a
      * root that is the same in every row */
     if (varies[n - 1]) for (int64_t r = 0; r < nrows; r++) adj[root + r] = 1.0;
