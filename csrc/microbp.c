@@ -633,11 +633,16 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
         const double *S = sums + j * (k + 1);
-        double *row = mat ? adj + wo + j * wld : NULL;
+        if (mat) {                    /* the same order: terms k-1 .. 1, base, term 0 */
+            double *row = adj + wo + j * wld;
+            for (int32_t s = k - 1; s >= 1; s--) row[s] += S[s];
+            adj[offset[in_a[node]]] += S[k];
+            row[0] += S[0];
+            continue;
+        }
         for (int32_t s = k - 1; s >= 0; s--) {
             if (s == 0) adj[offset[in_a[node]]] += S[k];            /* the base */
-            if (mat) row[s] += S[s];
-            else     adj[offset[t[2 * s]]] += S[s];
+            adj[offset[t[2 * s]]] += S[s];
         }
     }
     free(sc.block);
