@@ -708,6 +708,71 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
 }
 
 /* ------------------------------------------------------------------------ */
+/* the per-node kernels of ops_generated.h, compiled once per variant as the
+ * layer kernels are (the same IEEE operations, nothing fused: only the width
+ * of the vectors the compiler makes of their lane loops differs), and the
+ * choice among them                                                          */
+
+#define OP_VARIANT(name, target)                                                            \
+    static target void op_forward_##name(int op, double *out, int64_t w, const double *a,    \
+                                         int va, const double *b, int vb) {                 \
+        op_forward_lanes(op, out, w, a, va, b, vb);                                          \
+    }                                                                                        \
+    static target void op_backward_##name(int op, double *da, double *db, int64_t w,         \
+            const double *g, const double *out, const double *a, int va, const double *b,   \
+            int vb) {                                                                        \
+        op_backward_lanes(op, da, db, w, g, out, a, va, b, vb);                              \
+    }                                                                                        \
+    static target void op_tangent_##name(int op, double *tout, int64_t w, const double *ta, \
+            int ha, const double *tb, int hb, const double *out, const double *a, int va,   \
+            const double *b, int vb) {                                                       \
+        op_tangent_lanes(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb);                    \
+    }
+
+OP_VARIANT(base, BASELINE)
+#ifdef MBP_LAYER_VARIANTS
+OP_VARIANT(avx2, __attribute__((target("avx2"))))
+OP_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))))
+#endif
+
+/* out lanes = op(a lanes, b lanes) */
+static void op_forward(int op, double *out, int64_t w, const double *a, int va,
+                       const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_forward_avx512(op, out, w, a, va, b, vb); return;
+    case 1: op_forward_avx2(op, out, w, a, va, b, vb); return;
+    }
+#endif
+    op_forward_base(op, out, w, a, va, b, vb);
+}
+
+/* input adjoints += g * local derivative (ops_generated.h) */
+static void op_backward(int op, double *da, double *db, int64_t w, const double *g,
+                        const double *out, const double *a, int va, const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_backward_avx512(op, da, db, w, g, out, a, va, b, vb); return;
+    case 1: op_backward_avx2(op, da, db, w, g, out, a, va, b, vb); return;
+    }
+#endif
+    op_backward_base(op, da, db, w, g, out, a, va, b, vb);
+}
+
+/* out tangent lanes (ops_generated.h) */
+static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha,
+                       const double *tb, int hb, const double *out, const double *a, int va,
+                       const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_tangent_avx512(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
+    case 1: op_tangent_avx2(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
+    }
+#endif
+    op_tangent_base(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb);
+}
+
+/* ------------------------------------------------------------------------ */
 /* runs of leaves and constants (a model's parameters: most of a tape's nodes),
  * which the sweeps pass over: 8 ops at a time, their bits or'ed (ops are in
  * range once check_tape passed; leaf 0 and const 1 are the ops with no bit
