@@ -177,6 +177,19 @@ static void lin_forward(double *out, int64_t w, const double *val, const int64_t
     }
 }
 
+/* 1 when term j of a lin is p_j * p_j with p_j = p_0 + j (an L2 penalty
+ * over parameters in node order): with a lin that does not vary, those are
+ * k leaves or constants one after another, one double each, so their values
+ * and adjoints are k doubles in a row (node numbers are below 2^31, so
+ * p_0 + j < 2^32: no wrap) */
+static int squares_in_a_row(const int32_t *t, int32_t k) {
+    const uint32_t p0 = (uint32_t)t[0];
+    uint32_t diff = 0;
+    for (int64_t j = 0; j < k; j++)
+        diff |= ((uint32_t)t[2 * j] ^ (p0 + (uint32_t)j)) | ((uint32_t)t[2 * j + 1] ^ (p0 + (uint32_t)j));
+    return diff == 0;
+}
+
 /* the contributions of the unfused adds and muls, in the order their sweep
  * makes them: terms last to first, the base just before term 0 */
 static void lin_backward(double *adj, const double *val, const int64_t *offset,
@@ -185,6 +198,18 @@ static void lin_backward(double *adj, const double *val, const int64_t *offset,
     const double *g = adj + offset[i];
     const double gsum = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);   /* g is final */
     if (!varies[i]) {       /* nothing in it varies (check_tape): one gradient per input */
+        if (squares_in_a_row(t, k)) {       /* an L2 penalty over parameters in order */
+            const double *v = val + offset[t[0]];
+            double *d = adj + offset[t[0]];
+            for (int64_t j = k - 1; j >= 1; j--) {        /* k - 1 distinct adjoints */
+                const double da = mul_grad_a(gsum, v[j], v[j], 0.0);
+                d[j] = (d[j] + da) + mul_grad_b(gsum, v[j], v[j], 0.0);
+            }
+            adj[offset[base]] += gsum;                    /* add: passes g on */
+            const double da = mul_grad_a(gsum, v[0], v[0], 0.0);
+            d[0] = (d[0] + da) + mul_grad_b(gsum, v[0], v[0], 0.0);
+            return;
+        }
         for (int32_t j = k - 1; j >= 0; j--) {
             if (j == 0) adj[offset[base]] += gsum;    /* add: passes g on */
             const int32_t p = t[2 * j], q = t[2 * j + 1];

@@ -4,7 +4,9 @@ Two paths of csrc/microbp.c that the usual tapes reach only in one shape:
 the sweeps pass over runs of leaves and constants 8 nodes at a time (runs of
 every length here, at the start of a tape and between its ops), and a lin
 node that does not vary (a penalty over parameters) takes a loop of its own,
-with p * p terms added in a register. Compared by IEEE-754 bits, NaNs alike.
+with p * p terms added in a register, or one run over the adjoints when its
+terms are the squares of nodes one after another (an L2 penalty over a
+model's parameters). Compared by IEEE-754 bits, NaNs alike.
 """
 import itertools
 import math
@@ -14,6 +16,7 @@ import pytest
 
 import microbp
 from microbp import Value, Tape
+from microbp.tapeformat import lin_terms
 
 if "c" not in microbp.available_backends():
     pytest.skip("the C core is not built", allow_module_level=True)
@@ -98,6 +101,39 @@ def test_a_penalty_over_parameters_gives_the_same_bits(rotate, nrows):
     lins = [i for i, o in enumerate(tape.ops) if o == "lin"]
     assert any(not tape.varies[i] for i in lins) and any(tape.varies[i] for i in lins)
     rows = [[v] for v in (0.25, -1.0, 2.0)[:nrows]]
+    op, gp = sweep(make, rows, "python")
+    oc, gc = sweep(make, rows, "c")
+    assert same(op, oc) and same(gp, gc)
+
+
+@pytest.mark.parametrize("rotate", range(0, len(EDGE), 3))
+@pytest.mark.parametrize("base", ["sum", "a-square"])
+def test_an_l2_penalty_over_parameters_in_order_gives_the_same_bits(rotate, base):
+    """sum(p * p) over parameters in node order: squares of nodes one after
+    another, which the C core adds as one run of adjoints; with a base that
+    is one of them, its gradient lands between those of the terms."""
+    vals = [0.3, 1 / 3, 0.7, 1.1, 2.3, 0.1] + EDGE[rotate:] + EDGE[:rotate]
+
+    def make():
+        p = [Value(v) for v in vals]
+        x = Value(0.0)
+        model = sum(q * x for q in p[:4]).tanh()
+        if base == "sum":
+            penalty = sum(q * q for q in p)
+        else:
+            penalty = p[5] + p[0] * p[0]
+            for q in p[1:]:
+                penalty = penalty + q * q
+        return Tape(model + penalty * 0.01, [x])
+
+    tape = make()
+    tape.forward([[0.5]])
+    squares = [i for i, o in enumerate(tape.ops) if o == "lin" and not tape.varies[i]]
+    assert len(squares) == 1
+    terms = lin_terms(tape._ext, tape._b[squares[0]])
+    assert len(terms) >= len(vals) - 1
+    assert all(p == q == terms[0][0] + j for j, (p, q) in enumerate(terms))
+    rows = [[v] for v in (0.25, -1.0, 2.0)]
     op, gp = sweep(make, rows, "python")
     oc, gc = sweep(make, rows, "c")
     assert same(op, oc) and same(gp, gc)
