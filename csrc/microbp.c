@@ -177,6 +177,19 @@ static void lin_forward(double *out, int64_t w, const double *val, const int64_t
     }
 }
 
+/* 1 when term j of a lin is p_j * p_j with p_j = p_0 + j (an L2 penalty
+ * over parameters in node order): with a lin that does not vary, those are
+ * k leaves or constants one after another, one double each, so their values
+ * and adjoints are k doubles in a row (node numbers are below 2^31, so
+ * p_0 + j < 2^32: no wrap) */
+static int squares_in_a_row(const int32_t *t, int32_t k) {
+    const uint32_t p0 = (uint32_t)t[0];
+    uint32_t diff = 0;
+    for (int64_t j = 0; j < k; j++)
+        diff |= ((uint32_t)t[2 * j] ^ (p0 + (uint32_t)j)) | ((uint32_t)t[2 * j + 1] ^ (p0 + (uint32_t)j));
+    return diff == 0;
+}
+
 /* the contributions of the unfused adds and muls, in the order their sweep
  * makes them: terms last to first, the base just before term 0 */
 static void lin_backward(double *adj, const double *val, const int64_t *offset,
@@ -184,6 +197,34 @@ static void lin_backward(double *adj, const double *val, const int64_t *offset,
                          int32_t base, const int32_t *t, int32_t k) {
     const double *g = adj + offset[i];
     const double gsum = lane_sum_strided(w, g, g, g, 1, g, 1, add_grad_a);   /* g is final */
+    if (!varies[i]) {       /* nothing in it varies (check_tape): one gradient per input */
+        if (squares_in_a_row(t, k)) {       /* an L2 penalty over parameters in order */
+            const double *v = val + offset[t[0]];
+            double *d = adj + offset[t[0]];
+            for (int64_t j = k - 1; j >= 1; j--) {        /* k - 1 distinct adjoints */
+                const double da = mul_grad_a(gsum, v[j], v[j], 0.0);
+                d[j] = (d[j] + da) + mul_grad_b(gsum, v[j], v[j], 0.0);
+            }
+            adj[offset[base]] += gsum;                    /* add: passes g on */
+            const double da = mul_grad_a(gsum, v[0], v[0], 0.0);
+            d[0] = (d[0] + da) + mul_grad_b(gsum, v[0], v[0], 0.0);
+            return;
+        }
+        for (int32_t j = k - 1; j >= 0; j--) {
+            if (j == 0) adj[offset[base]] += gsum;    /* add: passes g on */
+            const int32_t p = t[2 * j], q = t[2 * j + 1];
+            const double x = val[offset[p]], y = val[offset[q]];
+            const double da = mul_grad_a(gsum, x, y, 0.0), db = mul_grad_b(gsum, x, y, 0.0);
+            double *dp = adj + offset[p];
+            if (p == q) {                 /* p * p (an L2 term): both additions in a */
+                *dp = (*dp + da) + db;    /* register, one load and one store */
+            } else {
+                *dp += da;
+                adj[offset[q]] += db;
+            }
+        }
+        return;
+    }
     for (int32_t j = k - 1; j >= 0; j--) {
         if (j == 0)                                   /* add: passes g on */
             backward_lanes(adj + offset[base], varies[base], w, g, g, g, 1, g, 1, add_grad_a);
@@ -441,6 +482,31 @@ static int tile_width(int64_t n, int tj) {
     return tw;
 }
 
+/* A Tape lays the weights of an MLP's layer out as a matrix: lin j's term s
+ * weight at val[o + j * ld + s]. 1, with *o and *ld, when every weight of
+ * the layer sits so: along each lin the weights' node numbers follow one
+ * another, so their offsets do too (weights do not vary: one double each,
+ * check_layers), and the lins' first weights are ld apart (ld may be 0 or
+ * negative). The kernels then copy the weights and add their sums row by
+ * row instead of looking each up through terms and offset: the same values
+ * at the same places, in the same order. The bases are looked up as before. */
+LANE_LOOP int weight_matrix(const int64_t *offset, const int32_t *in_b, const int32_t *terms,
+                            int64_t first, int64_t count, int32_t k, int64_t *o, int64_t *ld) {
+    *o = offset[terms[in_b[first] + 1]];
+    *ld = count > 1 ? offset[terms[in_b[first + 1] + 1]] - *o : 0;
+    int64_t row = *o;              /* o + j * ld, in range while it matches */
+    for (int64_t j = 0; j < count; j++, row += *ld) {
+        const int32_t *t = terms + in_b[first + j] + 1;
+        if (offset[t[0]] != row) return 0;
+        /* node numbers are below 2^31, so t[0] + s < 2^32: no wrap */
+        const uint32_t n = (uint32_t)t[0];
+        uint32_t diff = 0;
+        for (int64_t s = 0; s < k; s++) diff |= (uint32_t)t[2 * s] ^ (n + (uint32_t)s);
+        if (diff) return 0;
+    }
+    return 1;
+}
+
 /* the lanes of one tile of tw outputs (with wide, 8 lanes at a time first) */
 LANE_LOOP void layer_rows_forward(double *const *out, int nj, const double *base,
                                   const double *w, const double *const *x, int32_t k,
@@ -477,6 +543,8 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
     double *w = scratch_take(&sc, nw);
     double *pad = scratch_take(&sc, npad);                 /* outputs past the last */
     for (int32_t t = 0; t < k; t++) x[t] = val + offset[t0[2 * t + 1]];
+    int64_t wo, wld;
+    const int mat = weight_matrix(offset, in_b, terms, first, count, k, &wo, &wld);
     for (int64_t j0 = 0; j0 < count;) {
         const int tw = tile_width(count - j0, tj);
         const int nj = count - j0 < tw ? (int)(count - j0) : tw;
@@ -492,7 +560,12 @@ LANE_LOOP int layer_forward_tiles(double *val, const int64_t *offset, const int3
             const int32_t *t = terms + in_b[node] + 1;
             out[j] = val + offset[node];
             base[j] = val[offset[in_a[node]]];
-            for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
+            if (mat) {
+                const double *row = val + wo + (j0 + j) * wld;
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = row[s];
+            } else {
+                for (int32_t s = 0; s < k; s++) w[(int64_t)s * tw + j] = val[offset[t[2 * s]]];
+            }
         }
         if (tj >= 16 && tw == 16)     layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 16);
         else if (tj >= 8 && tw == 8)  layer_rows_forward(out, nj, base, w, x, k, nrows, wide, 8);
@@ -536,10 +609,13 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
     double *ones = scratch_take(&sc, npad), *zeros = scratch_take(&sc, npad);
     double *gt = scratch_take(&sc, ngt);
     double *sums = scratch_take(&sc, nsum);
+    int64_t wo, wld;
+    const int mat = weight_matrix(offset, in_b, terms, first, count, k, &wo, &wld);
     for (int64_t j = 0; j < count; j++) {
         const int32_t *t = terms + in_b[first + j] + 1;
         g[j] = adj + offset[first + j];
-        for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
+        if (mat) memcpy(W + j * k, val + wo + j * wld, sizeof(double) * (size_t)k);
+        else for (int32_t s = 0; s < k; s++) W[j * k + s] = val[offset[t[2 * s]]];
     }
     for (int t = 0; t < TJ_MAX; t++) W[count * k + t] = 0.0;
     /* the inputs: mul_grad_b of each term, g * w */
@@ -582,6 +658,13 @@ LANE_LOOP int layer_backward_tiles(double *adj, const double *val, const int64_t
         const int64_t node = first + j;
         const int32_t *t = terms + in_b[node] + 1;
         const double *S = sums + j * (k + 1);
+        if (mat) {                    /* the same order: terms k-1 .. 1, base, term 0 */
+            double *row = adj + wo + j * wld;
+            for (int32_t s = k - 1; s >= 1; s--) row[s] += S[s];
+            adj[offset[in_a[node]]] += S[k];
+            row[0] += S[0];
+            continue;
+        }
         for (int32_t s = k - 1; s >= 0; s--) {
             if (s == 0) adj[offset[in_a[node]]] += S[k];            /* the base */
             adj[offset[t[2 * s]]] += S[s];
@@ -650,6 +733,101 @@ static int layer_backward(double *adj, const double *val, const int64_t *offset,
 }
 
 /* ------------------------------------------------------------------------ */
+/* the per-node kernels of ops_generated.h, compiled once per variant as the
+ * layer kernels are (the same IEEE operations, nothing fused: only the width
+ * of the vectors the compiler makes of their lane loops differs), and the
+ * choice among them                                                          */
+
+#define OP_VARIANT(name, target)                                                            \
+    static target void op_forward_##name(int op, double *out, int64_t w, const double *a,    \
+                                         int va, const double *b, int vb) {                 \
+        op_forward_lanes(op, out, w, a, va, b, vb);                                          \
+    }                                                                                        \
+    static target void op_backward_##name(int op, double *da, double *db, int64_t w,         \
+            const double *g, const double *out, const double *a, int va, const double *b,   \
+            int vb) {                                                                        \
+        op_backward_lanes(op, da, db, w, g, out, a, va, b, vb);                              \
+    }                                                                                        \
+    static target void op_tangent_##name(int op, double *tout, int64_t w, const double *ta, \
+            int ha, const double *tb, int hb, const double *out, const double *a, int va,   \
+            const double *b, int vb) {                                                       \
+        op_tangent_lanes(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb);                    \
+    }
+
+OP_VARIANT(base, BASELINE)
+#ifdef MBP_LAYER_VARIANTS
+OP_VARIANT(avx2, __attribute__((target("avx2"))))
+OP_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))))
+#endif
+
+/* out lanes = op(a lanes, b lanes) */
+static void op_forward(int op, double *out, int64_t w, const double *a, int va,
+                       const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_forward_avx512(op, out, w, a, va, b, vb); return;
+    case 1: op_forward_avx2(op, out, w, a, va, b, vb); return;
+    }
+#endif
+    op_forward_base(op, out, w, a, va, b, vb);
+}
+
+/* input adjoints += g * local derivative (ops_generated.h) */
+static void op_backward(int op, double *da, double *db, int64_t w, const double *g,
+                        const double *out, const double *a, int va, const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_backward_avx512(op, da, db, w, g, out, a, va, b, vb); return;
+    case 1: op_backward_avx2(op, da, db, w, g, out, a, va, b, vb); return;
+    }
+#endif
+    op_backward_base(op, da, db, w, g, out, a, va, b, vb);
+}
+
+/* out tangent lanes (ops_generated.h) */
+static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha,
+                       const double *tb, int hb, const double *out, const double *a, int va,
+                       const double *b, int vb) {
+#ifdef MBP_LAYER_VARIANTS
+    switch (layer_variant()) {
+    case 2: op_tangent_avx512(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
+    case 1: op_tangent_avx2(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
+    }
+#endif
+    op_tangent_base(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb);
+}
+
+/* ------------------------------------------------------------------------ */
+/* runs of leaves and constants (a model's parameters: most of a tape's nodes),
+ * which the sweeps pass over: 8 ops at a time, their bits or'ed (ops are in
+ * range once check_tape passed; leaf 0 and const 1 are the ops with no bit
+ * but the lowest set)                                                        */
+
+typedef char leaf_ops_are_0_and_1[(OP_LEAF == 0 && OP_CONST == 1) ? 1 : -1];
+
+/* the first node at or after i that is no leaf or const; n if none */
+static inline int64_t skip_leaves_up(const int32_t *op, int64_t i, int64_t n) {
+    for (; i + 8 <= n; i += 8) {
+        uint32_t bits = 0;
+        for (int k = 0; k < 8; k++) bits |= (uint32_t)op[i + k];
+        if (bits & ~1u) break;
+    }
+    while (i < n && op[i] <= OP_CONST) i++;
+    return i;
+}
+
+/* the last node at or before i that is no leaf or const; -1 if none */
+static inline int64_t skip_leaves_down(const int32_t *op, int64_t i) {
+    for (; i >= 7; i -= 8) {
+        uint32_t bits = 0;
+        for (int k = 0; k < 8; k++) bits |= (uint32_t)op[i - k];
+        if (bits & ~1u) break;
+    }
+    while (i >= 0 && op[i] <= OP_CONST) i--;
+    return i;
+}
+
+/* ------------------------------------------------------------------------ */
 /* the three sweeps                                                           */
 
 /* a checked tape, as the sweeps read it */
@@ -669,7 +847,10 @@ static int forward_sweep(double *val, const struct tape *t) {
     int64_t L = 0;                                     /* the next layer */
     for (int64_t i = 0; i < t->nnodes; i++) {
         const int o = op[i];
-        if (o == OP_LEAF || o == OP_CONST) continue;   /* filled by the caller */
+        if (o == OP_LEAF || o == OP_CONST) {           /* filled by the caller */
+            i = skip_leaves_up(op, i, t->nnodes) - 1;
+            continue;
+        }
         if (L < t->nlayers && i == t->layers[2 * L]) {
             const int64_t count = t->layers[2 * L + 1];
             const int e = layer_forward(val, offset, in_a, in_b, terms, i, count, t->nrows);
@@ -705,7 +886,10 @@ static int backward_sweep(double *adj, const double *val, const struct tape *t) 
     else adj[root] = (double)nrows;
     for (int64_t i = n - 1; i >= 0; i--) {
         const int o = op[i];
-        if (o == OP_LEAF || o == OP_CONST) continue;
+        if (o == OP_LEAF || o == OP_CONST) {
+            i = skip_leaves_down(op, i) + 1;
+            continue;
+        }
         if (L >= 0 && i == t->layers[2 * L] + t->layers[2 * L + 1] - 1) {
             const int64_t first = t->layers[2 * L];
             const int e = layer_backward(adj, val, offset, in_a, in_b, terms, first,

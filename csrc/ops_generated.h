@@ -111,8 +111,8 @@ static inline double sqrt_grad_a(double g, double a, double b, double out) { (vo
 static inline double sqrt_tangent_a(double t, double a, double b, double out) { (void)a; (void)b; return t * 0.5 / out; }
 
 /* out lanes = op(a lanes, b lanes) */
-static void op_forward(int op, double *out, int64_t w,
-                       const double *a, int va, const double *b, int vb) {
+LANE_LOOP void op_forward_lanes(int op, double *out, int64_t w,
+                                const double *a, int va, const double *b, int vb) {
     switch (op) {
     case OP_ADD: forward_lanes(out, w, a, va, b, vb, add_forward); break;
     case OP_SUB: forward_lanes(out, w, a, va, b, vb, sub_forward); break;
@@ -133,9 +133,9 @@ static void op_forward(int op, double *out, int64_t w,
 
 /* input adjoints += g * local derivative, lane by lane (summed over lanes
  * into an input that does not vary): input a first, then input b */
-static void op_backward(int op, double *da, double *db, int64_t w, const double *g,
-                        const double *out, const double *a, int va,
-                        const double *b, int vb) {
+LANE_LOOP void op_backward_lanes(int op, double *da, double *db, int64_t w,
+                                 const double *g, const double *out,
+                                 const double *a, int va, const double *b, int vb) {
     switch (op) {
     case OP_ADD: backward_lanes(da, va, w, g, out, a, va, b, vb, add_grad_a);
         backward_lanes(db, vb, w, g, out, a, va, b, vb, add_grad_b); break;
@@ -161,9 +161,9 @@ static void op_backward(int op, double *da, double *db, int64_t w, const double 
 
 /* out tangent lanes = ta * d out/d a (+ tb * d out/d b), for the inputs
  * that carry a tangent (ha, hb) */
-static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha,
-                       const double *tb, int hb, const double *out,
-                       const double *a, int va, const double *b, int vb) {
+LANE_LOOP void op_tangent_lanes(int op, double *tout, int64_t w, const double *ta,
+                                int ha, const double *tb, int hb, const double *out,
+                                const double *a, int va, const double *b, int vb) {
     switch (op) {
     case OP_ADD: tangent_lanes(tout, w, ta, ha, tb, hb, out, a, va, b, vb, add_tangent_a, add_tangent_b); break;
     case OP_SUB: tangent_lanes(tout, w, ta, ha, tb, hb, out, a, va, b, vb, sub_tangent_a, sub_tangent_b); break;

@@ -4,9 +4,12 @@
 
 The header holds, for every op with formulas, its forward and its local
 derivatives side by side as small inline functions (the C twins of the
-Python functions ops.py compiles from the same rows), and three dispatch
-functions that csrc/microbp.c calls per node: op_forward, op_backward and
-op_tangent. The lane loops they use (forward_lanes, backward_lanes,
+Python functions ops.py compiles from the same rows), and the three per-node
+kernels, switches over the ops: op_forward_lanes, op_backward_lanes and
+op_tangent_lanes. They are always inlined (LANE_LOOP): csrc/microbp.c
+compiles them into one function per variant of its kernels (baseline, AVX2,
+AVX-512) and calls the one the CPU runs best (op_forward, op_backward,
+op_tangent). The lane loops they use (forward_lanes, backward_lanes,
 tangent_lanes) are written by hand in microbp.c, above its #include of this
 file. The file is checked in; tests/test_ops_table.py fails when it differs
 from what the table generates now.
@@ -65,8 +68,8 @@ def render():
                            codegen.times(t, e) or codegen.ZERO, _names))
         out.append("")
     out += ["/* out lanes = op(a lanes, b lanes) */",
-            "static void op_forward(int op, double *out, int64_t w,",
-            "                       const double *a, int va, const double *b, int vb) {",
+            "LANE_LOOP void op_forward_lanes(int op, double *out, int64_t w,",
+            "                                const double *a, int va, const double *b, int vb) {",
             "    switch (op) {"]
     for op in ops.ELEMENTARY:
         out.append(f"    case OP_{op.name.upper()}: forward_lanes(out, w, a, va, b, vb, "
@@ -74,9 +77,9 @@ def render():
     out += ["    }", "}", "",
             "/* input adjoints += g * local derivative, lane by lane (summed over lanes",
             " * into an input that does not vary): input a first, then input b */",
-            "static void op_backward(int op, double *da, double *db, int64_t w, const double *g,",
-            "                        const double *out, const double *a, int va,",
-            "                        const double *b, int vb) {",
+            "LANE_LOOP void op_backward_lanes(int op, double *da, double *db, int64_t w,",
+            "                                 const double *g, const double *out,",
+            "                                 const double *a, int va, const double *b, int vb) {",
             "    switch (op) {"]
     for op in ops.ELEMENTARY:
         n = op.name
@@ -88,9 +91,9 @@ def render():
     out += ["    }", "}", "",
             "/* out tangent lanes = ta * d out/d a (+ tb * d out/d b), for the inputs",
             " * that carry a tangent (ha, hb) */",
-            "static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha,",
-            "                       const double *tb, int hb, const double *out,",
-            "                       const double *a, int va, const double *b, int vb) {",
+            "LANE_LOOP void op_tangent_lanes(int op, double *tout, int64_t w, const double *ta,",
+            "                                int ha, const double *tb, int hb, const double *out,",
+            "                                const double *a, int va, const double *b, int vb) {",
             "    switch (op) {"]
     for op in ops.ELEMENTARY:
         n = op.name

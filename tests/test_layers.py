@@ -13,6 +13,7 @@ import microbp
 from microbp import Value, Tape, TapeError, nn, optim
 
 import executors
+from microbp.tapeformat import lin_terms
 
 HAVE_C = "c" in microbp.available_backends()
 BACKENDS = ["python", "c"] if HAVE_C else ["python"]
@@ -162,8 +163,76 @@ LAYER_SHAPES = [(1, [3, 17]), (3, [7, 33]), (7, [9, 9]), (9, [33, 7]), (17, [3, 
 LAYER_ROWS = list(range(1, 14)) + [16, 17, 100]
 
 
-def layer_mismatches(shapes=LAYER_SHAPES, nrows_list=LAYER_ROWS):
-    """The (nin, widths, nrows) at which the C core's layer sweeps (forward
+# How a layer's weights sit in the value array. A Tape lays out an MLP's as a
+# matrix (lin j's term s weight at o + j * ld + s), which the C kernels read
+# row by row; any other layout they look up weight by weight. Layers built by
+# hand give both: rows ld > 0, 0 (every neuron the same weights) or < 0 apart,
+# rows that are not runs of nodes, a last row that breaks the pattern only
+# at its second weight, bases that are weights of the layer too.
+LAYOUTS = ("plain", "shared", "reversed", "permuted", "one-off", "base-is-weight")
+
+
+def layout_tape(kind, nin, width, seed):
+    """(z - y)**2 for z = head . act(layer(x)): a layer of width neurons over
+    nin inputs with its weights laid out as `kind` says (LAYOUTS)."""
+    import random
+    rng = random.Random(seed)
+
+    def new():
+        return Value(rng.uniform(-1, 1))
+
+    xs, y = [Value(0.0) for _ in range(nin)], Value(0.0)
+    pool = [new() for _ in range(nin)]
+    if kind == "shared":
+        W = [pool] * width
+    elif kind == "permuted":
+        W = [pool[j % nin:] + pool[:j % nin] for j in range(width)]
+    else:
+        W = [[new() for _ in range(nin)] for _ in range(width)]
+    if kind == "reversed":
+        W = W[::-1]
+    if kind == "one-off" and nin >= 2:
+        W[-1] = [W[-1][0], W[0][1]] + W[-1][2:]
+    B = [w[0] for w in W] if kind == "base-is-weight" else [new() for _ in range(width)]
+    head, z = [new() for _ in range(width)], new()
+    outs = []
+    for w, b in zip(W, B):
+        acc = b
+        for wi, xi in zip(w, xs):
+            acc = acc + wi * xi
+        outs.append(acc.relu())
+    for h, out in zip(head, outs):
+        z = z + h * out
+    return Tape((z - y) ** 2, xs + [y])
+
+
+def weight_layouts(tape):
+    """For each layer of a tape (after a forward): the ld of its weight matrix,
+    or None when its weights are laid out otherwise (the C kernels' test)."""
+    off, ext, b, layers = tape._off, tape._ext, tape._b, list(tape._layers)
+    out = []
+    for first, count in zip(layers[::2], layers[1::2]):
+        rows = [[p for p, _ in lin_terms(ext, b[first + j])] for j in range(count)]
+        o = off[rows[0][0]]
+        ld = off[rows[1][0]] - o if count > 1 else 0
+        ok = all(off[r[0]] == o + j * ld and r == list(range(r[0], r[0] + len(r)))
+                 for j, r in enumerate(rows))
+        out.append(ld if ok else None)
+    return out
+
+
+def layer_cases(shapes=LAYER_SHAPES, layouts=LAYOUTS):
+    """(tape, nin, row counts) to sweep: MLPs of every shape, then the layouts."""
+    for nin, widths in shapes:
+        tape, _ = mlp_tape(nin, widths + [1], seed=nin, act="tanh" if nin % 2 else "relu")
+        yield tape, nin, LAYER_ROWS
+    for kind in layouts:
+        for nin, width in ((3, 5), (9, 17)):
+            yield layout_tape(kind, nin, width, seed=nin), nin, [1, 5, 8, 13]
+
+
+def layer_mismatches(cases=None):
+    """The cases (tape, nrows) at which the C core's layer sweeps (forward
     values, backward adjoints) differ in any bit from the Python executor's
     node-by-node sweeps of the same tape. Run by this process and, for the C
     cores whose layer kernels are capped at a variant this CPU would not
@@ -171,12 +240,11 @@ def layer_mismatches(shapes=LAYER_SHAPES, nrows_list=LAYER_ROWS):
     from microbp import cexec
     py = executors.executor("python")
     bad = []
-    for nin, widths in shapes:
-        tape, _ = mlp_tape(nin, widths + [1], seed=nin, act="tanh" if nin % 2 else "relu")
+    for tape, nin, nrows_list in (layer_cases() if cases is None else cases):
         assert len(tape._layers) >= 2
         for nrows in nrows_list:
             with microbp.use_backend("python"):
-                tape.forward(rows_for(nin, nrows, nrows))
+                tape.forward(rows_for(nin, nrows, nrows)[:nrows])
             args = (tape._op, tape._a, tape._b, tape._vary, tape._off, nrows, tape._ext)
             val_py, val_c = array("d", tape._val), array("d", tape._val)
             py.forward(val_py, *args)
@@ -185,8 +253,19 @@ def layer_mismatches(shapes=LAYER_SHAPES, nrows_list=LAYER_ROWS):
             py.backward(adj_py, val_py, *args)
             cexec.backward(adj_c, val_py, *args, tape._layers)
             if bits(val_py) != bits(val_c) or bits(adj_py) != bits(adj_c):
-                bad.append((nin, widths, nrows))
+                bad.append((repr(tape), nrows))
     return bad
+
+
+def test_the_layouts_cover_the_weight_matrices_and_the_rest():
+    """Both ways of reading weights run: matrices with rows ld > 0, 0 and < 0
+    apart, and layers whose weights are no matrix."""
+    seen = set()
+    for tape, nin, _ in layer_cases(shapes=LAYER_SHAPES[:1]):
+        tape.forward(rows_for(nin, 2, 0))
+        for ld in weight_layouts(tape):
+            seen.add("none" if ld is None else "pos" if ld > 0 else "zero" if ld == 0 else "neg")
+    assert seen == {"none", "pos", "zero", "neg"}
 
 
 @pytest.mark.skipif(not HAVE_C, reason="the C core is not built")
