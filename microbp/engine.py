@@ -360,7 +360,8 @@ def _makers():
     source = _MAKERS.format(made=make("    ", v="v", data="data", op="op", a="a", b="b"),
                             mul=make(" " * 8, v="m", data="md", op="MUL", a="w[k]", b="x[k]"),
                             add=make(" " * 8, v="t", data="sd", op="ADD", a="s", b="m"))
-    env = {"Value": Value, "_new_node": _new_node, "_next_id": _next_id, "MUL": MUL, "ADD": ADD}
+    env = {"Value": Value, "_new_node": _new_node, "_next_id": _next_id, "MUL": MUL, "ADD": ADD,
+           "__name__": __name__}
     exec(compile(source, "<microbp node makers>", "exec"), env)
     return env["_made"], env["_add_terms"]
 
@@ -376,8 +377,8 @@ def weighted_sum(base: Optional[Value], w: list[Value], x: list[Value], wd: list
     without their dispatch. The forward of nn's neurons. wd and xd are the
     data of w and x; nothing is checked: w, x, wd and xd have one length >= 1."""
     if _no_grad.active or _anomaly.active:   # the ops themselves pass by the hooks
-        s = w[0] * x[0] if base is None else base + w[0] * x[0]
-        for i in range(1, len(w)):
+        s, start = (w[0] * x[0], 1) if base is None else (base, 0)
+        for i in range(start, len(w)):
             s = s + w[i] * x[i]
         return s
     if base is None:                         # the sum starts from w[0]*x[0]

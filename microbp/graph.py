@@ -51,14 +51,17 @@ def _reached(root):
     push = queue.append
     for v in queue:              # first in, first out (the list grows as it is read)
         while True:              # v, then the chain of first inputs below it
+            a = v._a
+            if a is None:        # a leaf (its _b is not looked at)
+                break
             c = v._b
             if c is not None and c not in found:
                 found[c] = -0.0
                 push(c)
-            v = v._a
-            if v is None or v in found:
+            if a in found:
                 break
-            found[v] = -0.0
+            found[a] = -0.0
+            v = a
     # On a sum of products (a neuron's b + w0*x0 + w1*x1 + ...: each sum's first
     # input is the sum before it, its second the product made after that), the
     # chain and its products are found in descending creation order, and the
@@ -177,7 +180,7 @@ def _sweep_source(table):
     lines = ["def _sweep(order, adj):",
              "    for v in order:",
              "        g = adj[v]",
-             "        v.grad = v.grad + g",
+             "        v.grad += g                 # (in place, as add_grads does)",
              "        o = v._op"]
     for k, (test, name, body) in enumerate(chain):
         lines.append(f"        {'if' if k == 0 else 'elif'} {test}:    # {name}")
@@ -193,7 +196,7 @@ _ENV = {"_" + f: getattr(ieee, f) for f in ("div", "exp", "log", "pow", "sqrt", 
 
 def _make_sweep(table):
     """The sweep over Values of the ops in `table` (see _sweep_source)."""
-    env = dict(_ENV)
+    env = dict(_ENV, __name__=__name__)
     exec(compile(_sweep_source(table), "<microbp eager sweep>", "exec"), env)
     return env["_sweep"]
 

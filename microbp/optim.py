@@ -155,7 +155,7 @@ class SGD(Optimizer):
                          "(TypeError/ValueError).")
 
     def _update(self):
-        lr = self._lr / (1.0 + self._decay * self.steps)     # (the settings, as set)
+        lr = self.lr / (1.0 + self.decay * self.steps)
         sgd = _kernel(_python_sgd, "sgd")
         for store, slots in self._groups:
             sgd(store._data, store._grad, slots, lr)
@@ -192,7 +192,7 @@ class Momentum(Optimizer):
     def _update(self):
         momentum = _kernel(_python_momentum, "momentum")
         for (store, slots), vel in zip(self._groups, self._vel):
-            momentum(store._data, vel, store._grad, slots, self._lr, self._mu)
+            momentum(store._data, vel, store._grad, slots, self.lr, self.mu)
         self.steps += 1
 
 

@@ -246,3 +246,53 @@ def test_neuron_reads_its_weights_as_they_are_now():
         twin.layers[1].neurons[0].b.data = 100.0     # the twin's own store
         assert bits(twin(x).data) != bits(model(x).data)
         assert shape(twin(x)) == shape(reference(twin))
+
+
+def test_weighted_sum_of_no_terms_is_the_base_on_every_path():
+    """With a base and no terms the sum is the base itself, with the hooks
+    (no_grad, detect_anomaly) and without them alike; with neither, both
+    paths raise IndexError (the docstring asks for one term at least)."""
+    b = Value(0.5)
+    assert weighted_sum(b, [], [], [], []) is b
+    with microbp.no_grad():
+        assert weighted_sum(b, [], [], [], []) is b
+    with microbp.detect_anomaly():
+        assert weighted_sum(b, [], [], [], []) is b
+        with pytest.raises(IndexError):
+            weighted_sum(None, [], [], [], [])
+    with pytest.raises(IndexError):
+        weighted_sum(None, [], [], [], [])
+
+
+def test_a_leaf_is_where_the_walk_stops_whatever_its_b_holds():
+    """A node whose _a is None is a leaf: its _b is not followed (by topo, the
+    Python backward's walk, or the C walk, which hands such nodes back)."""
+    x, y = Value(2.0, "x"), Value(3.0, "y")
+    x._b = y * y                       # a leaf tampered with
+    out = x * 2.0
+    assert [v.label or v.op for v in graph.topo(out)] == ["x", "const", "mul"]
+    with microbp.use_backend("python"):
+        out.backward()
+    assert x.grad == 2.0 and y.grad == 0.0
+
+
+class Accumulator:
+    """A .grad that adds in place (as a 0-d numpy array does)."""
+    def __init__(self):
+        self.total = 0.0
+
+    def __iadd__(self, g):
+        self.total += g
+        return self
+
+
+@pytest.mark.parametrize("backend", microbp.available_backends())
+def test_grads_are_added_in_place_in_every_backend(backend):
+    x = Value(2.0)
+    acc = x.grad = Accumulator()
+    with microbp.use_backend(backend):
+        (x * 3.0).backward()
+        assert x.grad is acc and acc.total == 3.0
+        with microbp.detect_anomaly():
+            (x * 3.0).backward()
+    assert x.grad is acc and acc.total == 6.0

@@ -448,3 +448,27 @@ def test_a_trained_model_is_freed_without_the_cycle_collector():
         assert store() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, Adam])
+def test_a_subclass_lr_property_is_what_a_step_uses(cls):
+    """The update reads the settings through their properties, so a subclass
+    may compute them (a warm-up schedule here): lr is a tenth of its setting
+    at step 0, and each rule then moves w by what that lr gives by hand."""
+    class Warmup(cls):
+        @property
+        def lr(self):
+            return self._lr * min(1.0, (self.steps + 1) / 10)
+
+        @lr.setter
+        def lr(self, x):
+            cls.lr.fset(self, x)
+
+    w = Value(1.0)
+    opt = Warmup([w], lr=0.5)
+    w.grad = 1.0
+    opt.step()
+    if cls is Adam:    # m_hat = g, v_hat = g^2: the step is lr * g / (|g| + eps)
+        assert w.data == 1.0 - 0.05 * (1.0 / (math.sqrt(1.0) + opt.eps))
+    else:              # SGD (no decay) and Momentum (v = -lr g from 0) alike
+        assert w.data == 1.0 - 0.05 * 1.0
