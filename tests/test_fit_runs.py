@@ -95,7 +95,7 @@ def train(make, choose, kind, be, use_fit, steps):
 
 def store_shape(tape, opt):
     """Whether tape and optimizer are in the usual shape (what mbp_fit checks)."""
-    (_, nodes, slots), = tape._groups
+    (_, _, slots), = tape._groups
     (_, oslots), = opt._groups
     oslots = memoryview(oslots).cast("i")
     return (list(oslots) == list(range(len(oslots)))
@@ -168,7 +168,7 @@ def test_mbp_fit_in_runs_and_one_by_one_agree(kind, how):
     rows = ROWS[mlp]
     with microbp.use_backend("c"):
         tape.forward(rows)                            # lays out and loads the rows
-    (store, nodes, slots), = tape._groups
+    (_, nodes, slots), = tape._groups
     k = len(slots)
     assert list(slots) == list(range(k))
     opt = OPTIMIZERS[kind](params)
