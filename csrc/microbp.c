@@ -946,6 +946,10 @@ struct mbp_program {
     int32_t *in_nodes;     /* input slot j's node (nin of them) */
     int32_t *pnodes, *pslots;   /* parameter node j <-> slot pslots[j] of a store */
     int64_t nin, np, nslots;    /* nslots: the store must hold more than the largest slot */
+    /* the parameters as runs: run r is slots runs[3r] .. + runs[3r+2] - 1 at the
+     * lanes runs[3r+1] .. one after another (parameters j .. in order) */
+    int64_t *runs, nruns;
+    int pperm;                  /* pslots hold each of 0 .. np-1 once */
 };
 
 void mbp_program_free(struct mbp_program *p) {
@@ -960,6 +964,7 @@ void mbp_program_free(struct mbp_program *p) {
     free(p->in_nodes);
     free(p->pnodes);
     free(p->pslots);
+    free(p->runs);
     free(p);
 }
 
@@ -968,6 +973,41 @@ static void *copy_of(const void *src, int64_t n, size_t size) {
     void *dst = malloc(n > 0 ? (size_t)n * size : 1);
     if (dst && n > 0) memcpy(dst, src, (size_t)n * size);
     return dst;
+}
+
+/* the runs of the parameters (slots and lanes both one after another) and
+ * whether their slots are 0 .. np-1, each once (then mbp_fit may move them
+ * run by run); p->pslots are checked, p->nslots set */
+static int find_runs(struct mbp_program *p) {
+    const int64_t np = p->np;
+    const int32_t *slots = p->pslots;
+    const int64_t *offset = p->t.offset;
+    p->runs = malloc(np > 0 ? 3 * (size_t)np * sizeof *p->runs : 1);
+    unsigned char *seen = calloc(np > 0 ? (size_t)np : 1, 1);
+    if (!p->runs || !seen) {
+        free(seen);
+        return MBP_ENOMEM;
+    }
+    p->nruns = 0;
+    p->pperm = p->nslots == np;       /* largest slot np-1 */
+    for (int64_t j = 0; j < np; j++) {
+        const int64_t o = offset[p->pnodes[j]];
+        if (p->pperm) {
+            if (seen[slots[j]]) p->pperm = 0;    /* slots[j] < nslots == np */
+            seen[slots[j]] = 1;
+        }
+        int64_t *last = p->nruns > 0 ? p->runs + 3 * (p->nruns - 1) : NULL;
+        if (last && slots[j] == last[0] + last[2] && o == last[1] + last[2]) {
+            last[2]++;
+        } else {
+            int64_t *r = p->runs + 3 * p->nruns++;
+            r[0] = slots[j];
+            r[1] = o;
+            r[2] = 1;
+        }
+    }
+    free(seen);
+    return MBP_OK;
 }
 
 int mbp_program_new(struct mbp_program **out, int64_t nval,
@@ -1020,6 +1060,10 @@ int mbp_program_new(struct mbp_program **out, int64_t nval,
     p->np = np;
     for (int64_t j = 0; j < np; j++)
         if (p->pslots[j] >= p->nslots) p->nslots = (int64_t)p->pslots[j] + 1;
+    if ((e = find_runs(p))) {
+        mbp_program_free(p);
+        return e;
+    }
     *out = p;
     return MBP_OK;
 }
@@ -1180,6 +1224,62 @@ int mbp_adam(double *data, double *m, double *v, const double *grad, int64_t nsl
 /* ------------------------------------------------------------------------ */
 /* whole training steps in one call (Tape.fit; optim.py's step() order)       */
 
+/* The usual shape: the optimizer's slots are 0 .. k-1 in order and the
+ * program's parameters are those k slots, each once, in runs (a model's store).
+ * Then a step's zero_grad, scatter_add and update, and the next step's gather,
+ * are one pass per run: per parameter the very operations of the four passes,
+ * in their order (grad = 0.0 + adj, not adj: -0.0), on contiguous arrays. */
+static int fit_in_runs(const struct mbp_program *p, const int32_t *oslots, int64_t no) {
+    if (!p->pperm || no != p->np) return 0;
+    for (int64_t j = 0; j < no; j++)
+        if (oslots[j] != j) return 0;
+    return 1;
+}
+
+static void load_runs(double *val, const struct mbp_program *p, const double *data) {
+    for (int64_t r = 0; r < p->nruns; r++) {
+        const int64_t *run = p->runs + 3 * r;
+        memcpy(val + run[1], data + run[0], (size_t)run[2] * sizeof *val);
+    }
+}
+
+/* one run's update: g its adjoints, w/grad/m/v from its first slot, and, when
+ * `load`, w's new values into its lanes x (the next step's gather) */
+static void sgd_run(double *w, double *grad, const double *g, double *x, int64_t n,
+                    double lr, int load) {
+    for (int64_t i = 0; i < n; i++) {
+        const double gi = 0.0 + g[i];
+        grad[i] = gi;
+        w[i] = w[i] - lr * gi;
+    }
+    if (load) memcpy(x, w, (size_t)n * sizeof *x);
+}
+
+static void momentum_run(double *w, double *vel, double *grad, const double *g, double *x,
+                         int64_t n, double lr, double mu, int load) {
+    for (int64_t i = 0; i < n; i++) {
+        const double gi = 0.0 + g[i];
+        grad[i] = gi;
+        vel[i] = mu * vel[i] - lr * gi;
+        w[i] = w[i] + vel[i];
+    }
+    if (load) memcpy(x, w, (size_t)n * sizeof *x);
+}
+
+static void adam_run(double *w, double *m, double *v, double *grad, const double *g, double *x,
+                     int64_t n, double lr, double beta1, double beta2, double eps, double bc1,
+                     double bc2, int load) {
+    for (int64_t i = 0; i < n; i++) {
+        const double gi = 0.0 + g[i];
+        grad[i] = gi;
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0 - beta2) * (gi * gi);
+        const double mhat = m[i] / bc1, vhat = v[i] / bc2;
+        w[i] = w[i] - lr * mhat / (sqrt(vhat) + eps);
+    }
+    if (load) memcpy(x, w, (size_t)n * sizeof *x);
+}
+
 int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
             double *data, double *grad, int64_t nslots,
             const int32_t *oslots, int64_t no, int kind, const double *hyper, int64_t nhyper,
@@ -1196,15 +1296,42 @@ int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
         e = MBP_ESIZE;
     if (e) return e;
     const int64_t root = offset[nnodes - 1], width = varies[nnodes - 1] ? nrows : 1;
+    /* in runs, each step's gather is done by the step before (the first here),
+     * and zero_grad by the update; a sweep that fails leaves what the passes
+     * would have left: grad zeroed, the parameters gathered */
+    const int runs = fit_in_runs(p, oslots, no);
+    if (runs && steps > 0) load_runs(val, p, data);
     for (int64_t step = 0; step < steps; step++) {
         const int64_t tt = t0 + step;                  /* the optimizer's step count */
-        for (int64_t j = 0; j < no; j++) grad[oslots[j]] = 0.0;            /* zero_grad */
-        gather(val, p, data);
-        if ((e = forward_sweep(val, t))) return e;
+        if (!runs) {
+            for (int64_t j = 0; j < no; j++) grad[oslots[j]] = 0.0;        /* zero_grad */
+            gather(val, p, data);
+        }
+        if ((e = forward_sweep(val, t))) break;
         double loss = 0.0;                             /* sum of the rows' outputs */
         for (int64_t r = 0; r < nrows; r++) loss += val[root + (width > 1 ? r : 0)];
         losses[step] = loss;
-        if ((e = backward_sweep(adj, val, t))) return e;
+        if ((e = backward_sweep(adj, val, t))) break;
+        if (runs) {
+            const int load = step + 1 < steps;
+            const double lr = kind == MBP_FIT_SGD
+                ? hyper[0] / (1.0 + hyper[1] * (double)tt) : hyper[0];
+            const double n1 = (double)(tt + 1);
+            const double bc1 = kind == MBP_FIT_ADAM ? 1.0 - pow(hyper[1], n1) : 0.0;
+            const double bc2 = kind == MBP_FIT_ADAM ? 1.0 - pow(hyper[2], n1) : 0.0;
+            for (int64_t r = 0; r < p->nruns; r++) {
+                const int64_t s = p->runs[3 * r], o = p->runs[3 * r + 1], n = p->runs[3 * r + 2];
+                if (kind == MBP_FIT_SGD)
+                    sgd_run(data + s, grad + s, adj + o, val + o, n, lr, load);
+                else if (kind == MBP_FIT_MOMENTUM)
+                    momentum_run(data + s, s1 + s, grad + s, adj + o, val + o, n, lr, hyper[1],
+                                 load);
+                else
+                    adam_run(data + s, s1 + s, s2 + s, grad + s, adj + o, val + o, n, lr,
+                             hyper[1], hyper[2], hyper[3], bc1, bc2, load);
+            }
+            continue;
+        }
         scatter_add(grad, p, adj);
         if (kind == MBP_FIT_SGD) {
             sgd_update(data, grad, oslots, no, hyper[0] / (1.0 + hyper[1] * (double)tt));
@@ -1216,7 +1343,9 @@ int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
                         1.0 - pow(hyper[1], n1), 1.0 - pow(hyper[2], n1));
         }
     }
-    return MBP_OK;
+    if (e && runs)
+        for (int64_t j = 0; j < no; j++) grad[j] = 0.0;
+    return e;
 }
 
 int mbp_fill(double *dst, int64_t ndst, const int32_t *slots, int64_t k, double value) {
