@@ -1077,13 +1077,25 @@ static void load_rows(double *val, const struct mbp_program *p, const double *ro
     }
 }
 
+/* Both go run by run (find_runs: consecutive slots at consecutive lanes, in
+ * the parameters' order), so that a model's store is one straight loop: the
+ * same copies and the same additions in the same order as parameter by
+ * parameter. */
 static void gather(double *val, const struct mbp_program *p, const double *src) {
-    for (int64_t j = 0; j < p->np; j++) val[p->t.offset[p->pnodes[j]]] = src[p->pslots[j]];
+    for (int64_t r = 0; r < p->nruns; r++) {
+        const int64_t *run = p->runs + 3 * r;
+        memcpy(val + run[1], src + run[0], (size_t)run[2] * sizeof *val);
+    }
 }
 
 /* the parameters' gradients into their store */
 static void scatter_add(double *dst, const struct mbp_program *p, const double *adj) {
-    for (int64_t j = 0; j < p->np; j++) dst[p->pslots[j]] += adj[p->t.offset[p->pnodes[j]]];
+    for (int64_t r = 0; r < p->nruns; r++) {
+        const int64_t *run = p->runs + 3 * r, n = run[2];
+        double *d = dst + run[0];
+        const double *g = adj + run[1];
+        for (int64_t i = 0; i < n; i++) d[i] += g[i];
+    }
 }
 
 int mbp_forward(double *val, int64_t nval, const struct mbp_program *p,
@@ -1165,23 +1177,52 @@ int mbp_load_rows(double *val, int64_t nval, const int64_t *offset, int64_t nnod
 /* ------------------------------------------------------------------------ */
 /* optimizers (microbp/optim.py holds the Python twins, beside each class)    */
 
-/* the updates themselves; the kernels below and mbp_fit check first */
+/* the updates themselves; the kernels below and mbp_fit check first. SGD's and
+ * momentum's are written once as a lane loop and compiled twice: over
+ * slots[j] and, when the slots are 0, 1, ..., k-1 (an optimizer over a whole
+ * store, the usual case), over j itself, which the compiler vectorizes: the
+ * same operations on the same doubles in the same order. (Adam's sqrt and
+ * divisions keep it one slot at a time either way.) */
+static int slots_in_order(const int32_t *slots, int64_t k) {
+    if (k > INT32_MAX) return 0;
+    uint32_t diff = 0;
+    for (int64_t j = 0; j < k; j++) diff |= (uint32_t)slots[j] ^ (uint32_t)j;
+    return diff == 0;
+}
+
+#define SLOT(j) (in_order ? (j) : (int64_t)slots[j])
+
+LANE_LOOP void sgd_lanes(double *data, const double *grad, const int32_t *slots, int64_t k,
+                         double lr, int in_order) {
+    for (int64_t j = 0; j < k; j++) {
+        const int64_t s = SLOT(j);
+        data[s] = data[s] - lr * grad[s];
+    }
+}
+
 static void sgd_update(double *data, const double *grad, const int32_t *slots, int64_t k,
                        double lr) {
+    if (slots_in_order(slots, k)) sgd_lanes(data, grad, slots, k, lr, 1);
+    else sgd_lanes(data, grad, slots, k, lr, 0);
+}
+
+LANE_LOOP void momentum_lanes(double *data, double *vel, const double *grad,
+                              const int32_t *slots, int64_t k, double lr, double mu,
+                              int in_order) {
     for (int64_t j = 0; j < k; j++) {
-        const int32_t s = slots[j];
-        data[s] = data[s] - lr * grad[s];
+        const int64_t s = SLOT(j);
+        vel[j] = mu * vel[j] - lr * grad[s];          /* v <- mu v - lr g */
+        data[s] = data[s] + vel[j];                    /* w <- w + v */
     }
 }
 
 static void momentum_update(double *data, double *vel, const double *grad,
                             const int32_t *slots, int64_t k, double lr, double mu) {
-    for (int64_t j = 0; j < k; j++) {
-        const int32_t s = slots[j];
-        vel[j] = mu * vel[j] - lr * grad[s];          /* v <- mu v - lr g */
-        data[s] = data[s] + vel[j];                    /* w <- w + v */
-    }
+    if (slots_in_order(slots, k)) momentum_lanes(data, vel, grad, slots, k, lr, mu, 1);
+    else momentum_lanes(data, vel, grad, slots, k, lr, mu, 0);
 }
+
+#undef SLOT
 
 static void adam_update(double *data, double *m, double *v, const double *grad,
                         const int32_t *slots, int64_t k, double lr, double beta1, double beta2,
@@ -1234,13 +1275,6 @@ static int fit_in_runs(const struct mbp_program *p, const int32_t *oslots, int64
     for (int64_t j = 0; j < no; j++)
         if (oslots[j] != j) return 0;
     return 1;
-}
-
-static void load_runs(double *val, const struct mbp_program *p, const double *data) {
-    for (int64_t r = 0; r < p->nruns; r++) {
-        const int64_t *run = p->runs + 3 * r;
-        memcpy(val + run[1], data + run[0], (size_t)run[2] * sizeof *val);
-    }
 }
 
 /* one run's update: g its adjoints, w/grad/m/v from its first slot, and, when
@@ -1300,7 +1334,7 @@ int mbp_fit(double *val, double *adj, int64_t nval, const struct mbp_program *p,
      * and zero_grad by the update; a sweep that fails leaves what the passes
      * would have left: grad zeroed, the parameters gathered */
     const int runs = fit_in_runs(p, oslots, no);
-    if (runs && steps > 0) load_runs(val, p, data);
+    if (runs && steps > 0) gather(val, p, data);
     for (int64_t step = 0; step < steps; step++) {
         const int64_t tt = t0 + step;                  /* the optimizer's step count */
         if (!runs) {

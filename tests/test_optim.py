@@ -472,3 +472,43 @@ def test_a_subclass_lr_property_is_what_a_step_uses(cls):
         assert w.data == 1.0 - 0.05 * (1.0 / (math.sqrt(1.0) + opt.eps))
     else:              # SGD (no decay) and Momentum (v = -lr g from 0) alike
         assert w.data == 1.0 - 0.05 * 1.0
+
+
+# ---------------------------------------------------------------------------
+# the C kernels against their Python twins, bit for bit: slots 0..k-1 in order
+# (the C core's straight loop) and any other slots (its loop over slots[j])
+
+def _bits(xs):
+    import struct
+    return struct.pack(f"{len(xs)}d", *xs)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_c_update_kernels_are_their_python_twins_in_any_slot_order(seed):
+    import random
+    from array import array
+    from microbp import available_backends, optim
+    if "c" not in available_backends():
+        pytest.skip("the C core is not built")
+    from microbp import cexec
+    rng = random.Random(seed)
+    n = rng.choice([1, 3, 8, 17, 64])
+    edge = [0.0, -0.0, 1e308, -1e-310, math.inf, -math.inf, math.nan]
+    draw = lambda: rng.choice(edge) if rng.random() < 0.2 else rng.uniform(-3.0, 3.0)  # noqa: E731
+    kind = seed % 4
+    slots = (list(range(n)) if kind == 0 else                       # the usual case
+             rng.sample(range(n), n) if kind == 1 else                # permuted
+             [rng.randrange(n) for _ in range(n)] if kind == 2 else   # repeats
+             list(range(n))[1:] or [0])                               # 1..n-1
+    data, grad = [draw() for _ in range(n)], [draw() for _ in range(n)]
+    vel = [draw() for _ in range(len(slots))]
+    lr, mu = rng.choice([0.1, 1e-3, 2.5]), rng.choice([0.0, 0.9])
+    results = []
+    for sgd, momentum in ((cexec.sgd, cexec.momentum),
+                          (optim._python_sgd, optim._python_momentum)):
+        d, g, v = array("d", data), array("d", grad), array("d", vel)
+        sgd(d, g, array("i", slots).tobytes(), lr)
+        d2 = array("d", data)
+        momentum(d2, v, g, array("i", slots).tobytes(), lr, mu)
+        results.append((_bits(d), _bits(d2), _bits(v), _bits(g)))
+    assert results[0] == results[1]
