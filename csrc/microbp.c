@@ -760,11 +760,16 @@ OP_VARIANT(avx2, __attribute__((target("avx2"))))
 OP_VARIANT(avx512, __attribute__((target("avx512f,avx512vl"))))
 #endif
 
+/* Nodes of fewer lanes (a one-row tape's, a value every row shares) take the
+ * baseline at once: asking the CPU which variant to run would cost more than
+ * the variant saves (all variants give the same bits). */
+enum { WIDE_NODE = 8 };
+
 /* out lanes = op(a lanes, b lanes) */
 static void op_forward(int op, double *out, int64_t w, const double *a, int va,
                        const double *b, int vb) {
 #ifdef MBP_LAYER_VARIANTS
-    switch (layer_variant()) {
+    if (w >= WIDE_NODE) switch (layer_variant()) {
     case 2: op_forward_avx512(op, out, w, a, va, b, vb); return;
     case 1: op_forward_avx2(op, out, w, a, va, b, vb); return;
     }
@@ -776,7 +781,7 @@ static void op_forward(int op, double *out, int64_t w, const double *a, int va,
 static void op_backward(int op, double *da, double *db, int64_t w, const double *g,
                         const double *out, const double *a, int va, const double *b, int vb) {
 #ifdef MBP_LAYER_VARIANTS
-    switch (layer_variant()) {
+    if (w >= WIDE_NODE) switch (layer_variant()) {
     case 2: op_backward_avx512(op, da, db, w, g, out, a, va, b, vb); return;
     case 1: op_backward_avx2(op, da, db, w, g, out, a, va, b, vb); return;
     }
@@ -789,7 +794,7 @@ static void op_tangent(int op, double *tout, int64_t w, const double *ta, int ha
                        const double *tb, int hb, const double *out, const double *a, int va,
                        const double *b, int vb) {
 #ifdef MBP_LAYER_VARIANTS
-    switch (layer_variant()) {
+    if (w >= WIDE_NODE) switch (layer_variant()) {
     case 2: op_tangent_avx512(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
     case 1: op_tangent_avx2(op, tout, w, ta, ha, tb, hb, out, a, va, b, vb); return;
     }
