@@ -30,8 +30,6 @@ from .graph import topo, flatten
 from .ops import ADD, MUL, LIN, CONST, LEAF, ARITY, NAMES
 from .tapeformat import layout, inputs_vary, lin_terms
 
-_anomaly = anomaly.switch         # on inside detect_anomaly() blocks
-
 try:        # C that reads a list of rows in one pass (csrc/pyread.c), when built
     from ._pyread import rows_to_doubles
 except ImportError:
@@ -487,7 +485,7 @@ class Tape:
             val[off[i]] = v.data
         self._program(ex).forward(val, self._columns(rows, nr) if self._in_nodes else None,
                                   groups[0][0]._data if groups else None)
-        if _anomaly.active and _anomaly.on():
+        if anomaly.enabled():
             anomaly.check_lanes(val, off, self._vary, nr, self._op, self._name,
                                 ex.first_nonfinite, "value")
 
@@ -519,7 +517,7 @@ class Tape:
             off, adj = self._off, self._adj
             for i, w in zip(self._weight_nodes, ws):
                 self._val[off[i]] = w
-            check = _anomaly.active and _anomaly.on()
+            check = anomaly.enabled()
             groups = self._groups
             main = groups[0][0]._grad if groups and not check else None
             self._program(ex).backward(adj, self._val, main)
