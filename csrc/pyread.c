@@ -440,6 +440,17 @@ static void dir_put(int32_t *dir, size_t mask, uint64_t no, int32_t i)
     dir[h] = i;
 }
 
+/* arr (*cap items of `size` bytes) moved into twice the room, *cap doubled;
+   NULL with MemoryError set (arr and *cap as they were) */
+static void *doubled(void *arr, Py_ssize_t *cap, size_t size)
+{
+    void *q = PyMem_Realloc(arr, (size_t)*cap * 2 * size);
+    if (q == NULL)
+        return PyErr_NoMemory(), NULL;
+    *cap *= 2;
+    return q;
+}
+
 /* The page of page number no, made when new if `make`; NULL when there is
    none, when the pages would take much more memory than the nodes (OTHER),
    or out of memory (FAIL, MemoryError set). */
@@ -455,11 +466,10 @@ static struct page *page_of(struct walk *w, uint64_t no, int make)
     if (!make || (w->np + 1) * PAGE > 4 * (w->n + 1) + 65536 || w->np >= INT32_MAX / 4)
         return NULL;                            /* too sparse: not the plain case */
     if (w->np == w->capp) {
-        void *q = PyMem_Realloc(w->pages, (size_t)w->capp * 2 * sizeof *w->pages);
+        void *q = doubled(w->pages, &w->capp, sizeof *w->pages);
         if (q == NULL)
-            return PyErr_NoMemory(), NULL;
+            return NULL;
         w->pages = q;
-        w->capp *= 2;
     }
     if ((size_t)(w->np + 1) * 2 > w->dmask + 1) {        /* the directory, twice as large */
         size_t cap = (w->dmask + 1) * 2;
@@ -515,11 +525,10 @@ static int visit(struct walk *w, PyObject *o, uint64_t *key)
         p->flag[j] = LATER;
     }
     if (w->sp == w->caps) {
-        void *q = PyMem_Realloc(w->stack, (size_t)w->caps * 2 * sizeof *w->stack);
+        void *q = doubled(w->stack, &w->caps, sizeof *w->stack);
         if (q == NULL)
-            return PyErr_NoMemory(), FAIL;
+            return FAIL;
         w->stack = q;
-        w->caps *= 2;
     }
     Py_INCREF(o);
     p->obj[j] = o;
